@@ -1,0 +1,6 @@
+"""Data: batches, in-memory datasets, data_info aggregation."""
+
+from flwr_declearn.data._data_info import aggregate_data_info
+from flwr_declearn.data._dataset import Batch, DataSpecs, InMemoryDataset
+
+__all__ = ["Batch", "DataSpecs", "InMemoryDataset", "aggregate_data_info"]

@@ -1,0 +1,355 @@
+"""Framework-agnostic `Vector` of named arrays, with element-wise algebra."""
+
+from __future__ import annotations
+
+import importlib
+import numbers
+import operator
+from abc import ABCMeta, abstractmethod
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, Generic, Self, TypeVar
+
+import numpy as np
+
+from flwr_declearn.utils._registry import create_types_registry, register_type
+
+__all__ = ["Vector", "VectorSpecError", "register_vector_type"]
+
+T = TypeVar("T")
+
+# Vector subclass name -> module that defines (and registers) it, for lazy loading.
+_VECTOR_MODULES: dict[str, str] = {
+    "NumpyVector": "flwr_declearn.model.numpy",
+    "TorchVector": "flwr_declearn.model.torch",
+    "TensorflowVector": "flwr_declearn.model.tensorflow",
+    "JaxNumpyVector": "flwr_declearn.model.haiku",
+}
+# Top-level module of an array type -> module defining its Vector type.
+_ARRAY_MODULES: dict[str, str] = {
+    "numpy": "flwr_declearn.model.numpy",
+    "torch": "flwr_declearn.model.torch",
+    "tensorflow": "flwr_declearn.model.tensorflow",
+    "keras": "flwr_declearn.model.tensorflow",
+    "jax": "flwr_declearn.model.haiku",
+    "jaxlib": "flwr_declearn.model.haiku",
+}
+_ARRAY_TYPES: dict[type, type[Vector]] = {}
+
+
+class VectorSpecError(ValueError):
+    """Two Vectors do not share the same specs (names, shapes, dtypes)."""
+
+
+def register_vector_type(*array_types: type) -> Callable[[type[Vector]], type[Vector]]:
+    """Register a Vector subclass (type registry group "Vector") and the array types it wraps."""
+
+    def decorate(cls: type[Vector]) -> type[Vector]:
+        register_type(cls, name=cls.__name__, group="Vector")
+        for typ in array_types:
+            _ARRAY_TYPES[typ] = cls
+        return cls
+
+    return decorate
+
+
+def load_vector_type(name: str) -> type[Vector]:
+    """Return the Vector subclass named `name`, importing its framework module if needed.
+
+    Raises
+    ------
+    KeyError
+        If `name` is not a known Vector type.
+    """
+    if name not in _VECTOR_MODULES:
+        raise KeyError(f"Unknown Vector type '{name}'; known: {sorted(_VECTOR_MODULES)}.")
+    module = importlib.import_module(_VECTOR_MODULES[name])
+    return getattr(module, name)  # type: ignore[no-any-return]
+
+
+@create_types_registry(name="Vector")
+class Vector(Generic[T], metaclass=ABCMeta):
+    """Named arrays of one framework, with element-wise algebra.
+
+    Binary operators (`+ - * / **`, reflected forms included) accept a
+    scalar or a Vector with the same specs (names, shapes and dtypes).
+    A NumpyVector combines with any framework Vector; the result then has
+    the framework's type.
+
+    Subclasses implement the array-level primitives (`_sign`, `_sqrt`, ...)
+    as static methods, and list the Vector types they absorb in
+    `compatible_vector_types`.
+    """
+
+    __array_ufunc__ = None  # numpy scalars defer to our reflected operators
+    __hash__ = None  # type: ignore[assignment]
+
+    compatible_vector_types: ClassVar[tuple[type[Vector], ...]] = ()
+    """Vector types whose instances are converted to this type when mixed in operations."""
+
+    def __init__(self, coefs: Mapping[str, T]) -> None:
+        self.coefs: dict[str, T] = dict(coefs)
+
+    # -- framework primitives --------------------------------------------------------------------
+
+    @staticmethod
+    @abstractmethod
+    def _to_numpy(value: T) -> np.ndarray:
+        """Return a numpy view of an array (a copy only where unavoidable)."""
+
+    @classmethod
+    @abstractmethod
+    def _from_numpy(cls, array: np.ndarray, like: T | None = None) -> T:
+        """Turn a numpy array into this framework's array (on `like`'s device, else by policy)."""
+
+    @staticmethod
+    @abstractmethod
+    def _shape(value: T) -> tuple[int, ...]:
+        """Shape of an array."""
+
+    @staticmethod
+    @abstractmethod
+    def _dtype(value: T) -> str:
+        """Numpy-style dtype name of an array (e.g. 'float32')."""
+
+    @staticmethod
+    @abstractmethod
+    def _sign(value: T) -> T: ...
+
+    @staticmethod
+    @abstractmethod
+    def _sqrt(value: T) -> T: ...
+
+    @staticmethod
+    @abstractmethod
+    def _minimum(value: T, other: Any) -> T: ...
+
+    @staticmethod
+    @abstractmethod
+    def _maximum(value: T, other: Any) -> T: ...
+
+    @staticmethod
+    @abstractmethod
+    def _sum(value: T) -> T:
+        """Sum of all entries, as a 0-d array."""
+
+    @staticmethod
+    @abstractmethod
+    def _vdot(value: T, other: T) -> float:
+        """Sum of the element-wise product of two arrays, as a python float."""
+
+    @staticmethod
+    @abstractmethod
+    def _equal(value: T, other: T) -> bool:
+        """Whether two arrays have equal shapes and values."""
+
+    # -- construction ----------------------------------------------------------------------------
+
+    @staticmethod
+    def build(coefs: Mapping[str, Any]) -> Vector:
+        """Wrap named arrays into the Vector type that matches their framework.
+
+        Raises
+        ------
+        TypeError
+            If the arrays belong to no supported framework, or to several.
+        """
+        if not coefs:
+            raise TypeError("Cannot build a Vector from an empty mapping.")
+        types = {_vector_type_for(value) for value in coefs.values()}
+        if len(types) != 1:
+            names = sorted(t.__name__ for t in types)
+            raise TypeError(f"Cannot build a Vector from arrays of mixed frameworks: {names}.")
+        return types.pop()(coefs)
+
+    # -- specs -----------------------------------------------------------------------------------
+
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        """Return the shape of each named array."""
+        return {key: self._shape(val) for key, val in self.coefs.items()}
+
+    def dtypes(self) -> dict[str, str]:
+        """Return the numpy-style dtype name of each named array."""
+        return {key: self._dtype(val) for key, val in self.coefs.items()}
+
+    def check_specs(self, other: Vector) -> None:
+        """Raise a VectorSpecError naming the entries where `other`'s specs differ from ours."""
+        if self.coefs.keys() != other.coefs.keys():
+            missing = sorted(set(self.coefs) - set(other.coefs))
+            extra = sorted(set(other.coefs) - set(self.coefs))
+            raise VectorSpecError(
+                f"Vector names differ: missing from the other vector: {missing}; "
+                f"unexpected in it: {extra}."
+            )
+        bad = []
+        for key, val in self.coefs.items():
+            oth = other.coefs[key]
+            shp, oshp = self._shape(val), other._shape(oth)
+            dtp, odtp = self._dtype(val), other._dtype(oth)
+            if shp != oshp or dtp != odtp:
+                bad.append(f"'{key}': {dtp}{list(shp)} vs {odtp}{list(oshp)}")
+        if bad:
+            raise VectorSpecError("Vector specs differ for: " + "; ".join(bad) + ".")
+
+    # -- algebra ---------------------------------------------------------------------------------
+
+    def _coerce(self, other: Vector) -> Vector | None:
+        """Return `other` as our type, or None if the operation must go to `other`'s type."""
+        if type(other) is type(self):
+            return other
+        if isinstance(other, self.compatible_vector_types):
+            like = next(iter(self.coefs.values()), None)
+            return type(self)(
+                {k: self._from_numpy(other._to_numpy(v), like) for k, v in other.coefs.items()}
+            )
+        if isinstance(self, other.compatible_vector_types):
+            return None
+        raise TypeError(
+            f"Cannot combine a {type(self).__name__} with a {type(other).__name__}."
+        )
+
+    def _binary(self, other: Any, op: Callable[[Any, Any], Any], reflect: bool = False) -> Any:
+        if isinstance(other, Vector):
+            coerced = self._coerce(other)
+            if coerced is None:
+                return NotImplemented
+            self.check_specs(coerced)
+            ocoefs = coerced.coefs
+            if reflect:
+                return type(self)({k: op(ocoefs[k], v) for k, v in self.coefs.items()})
+            return type(self)({k: op(v, ocoefs[k]) for k, v in self.coefs.items()})
+        if isinstance(other, np.generic):
+            other = other.item()  # python scalars keep the arrays' dtype on every backend
+        if isinstance(other, numbers.Number) and not isinstance(other, complex):
+            if reflect:
+                return type(self)({k: op(other, v) for k, v in self.coefs.items()})
+            return type(self)({k: op(v, other) for k, v in self.coefs.items()})
+        return NotImplemented
+
+    def __add__(self, other: Any) -> Self:
+        return self._binary(other, operator.add)  # type: ignore[no-any-return]
+
+    def __radd__(self, other: Any) -> Self:
+        return self._binary(other, operator.add, reflect=True)  # type: ignore[no-any-return]
+
+    def __sub__(self, other: Any) -> Self:
+        return self._binary(other, operator.sub)  # type: ignore[no-any-return]
+
+    def __rsub__(self, other: Any) -> Self:
+        return self._binary(other, operator.sub, reflect=True)  # type: ignore[no-any-return]
+
+    def __mul__(self, other: Any) -> Self:
+        return self._binary(other, operator.mul)  # type: ignore[no-any-return]
+
+    def __rmul__(self, other: Any) -> Self:
+        return self._binary(other, operator.mul, reflect=True)  # type: ignore[no-any-return]
+
+    def __truediv__(self, other: Any) -> Self:
+        return self._binary(other, operator.truediv)  # type: ignore[no-any-return]
+
+    def __rtruediv__(self, other: Any) -> Self:
+        return self._binary(other, operator.truediv, reflect=True)  # type: ignore[no-any-return]
+
+    def __pow__(self, other: Any) -> Self:
+        return self._binary(other, operator.pow)  # type: ignore[no-any-return]
+
+    def __rpow__(self, other: Any) -> Self:
+        return self._binary(other, operator.pow, reflect=True)  # type: ignore[no-any-return]
+
+    def __neg__(self) -> Self:
+        return type(self)({k: -v for k, v in self.coefs.items()})  # type: ignore[operator]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Vector):
+            return False
+        try:
+            coerced = self._coerce(other)
+        except TypeError:
+            return False
+        if coerced is None:
+            return other == self
+        if self.coefs.keys() != coerced.coefs.keys():
+            return False
+        return all(
+            self._dtype(v) == coerced._dtype(coerced.coefs[k])
+            and self._equal(v, coerced.coefs[k])
+            for k, v in self.coefs.items()
+        )
+
+    def _symmetric(self, name: str, other: Any) -> Any:
+        """Apply the symmetric primitive `name` element-wise with a scalar or a Vector."""
+        func = getattr(self, name)
+        if isinstance(other, Vector):
+            coerced = self._coerce(other)
+            if coerced is None:  # the framework type owns the result
+                return other._symmetric(name, self)
+            self.check_specs(coerced)
+            return type(self)({k: func(v, coerced.coefs[k]) for k, v in self.coefs.items()})
+        return type(self)({k: func(v, other) for k, v in self.coefs.items()})
+
+    def minimum(self, other: Any) -> Self:
+        """Element-wise minimum with a scalar or a Vector."""
+        return self._symmetric("_minimum", other)  # type: ignore[no-any-return]
+
+    def maximum(self, other: Any) -> Self:
+        """Element-wise maximum with a scalar or a Vector."""
+        return self._symmetric("_maximum", other)  # type: ignore[no-any-return]
+
+    def sign(self) -> Self:
+        """Element-wise sign (-1, 0 or 1)."""
+        return type(self)({k: self._sign(v) for k, v in self.coefs.items()})
+
+    def sqrt(self) -> Self:
+        """Element-wise square root."""
+        return type(self)({k: self._sqrt(v) for k, v in self.coefs.items()})
+
+    def sum(self) -> Self:
+        """Sum of each named array, as a Vector of 0-d arrays."""
+        return type(self)({k: self._sum(v) for k, v in self.coefs.items()})
+
+    def dot(self, other: Vector) -> float:
+        """Scalar product with a Vector of the same specs, summed over all arrays."""
+        coerced = self._coerce(other)
+        if coerced is None:
+            return other.dot(self)
+        self.check_specs(coerced)
+        return float(sum(self._vdot(v, coerced.coefs[k]) for k, v in self.coefs.items()))
+
+    def norm(self) -> float:
+        """Global L2 norm over all arrays."""
+        return float(sum(self._vdot(v, v) for v in self.coefs.values())) ** 0.5
+
+    def apply_func(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> Self:
+        """Apply `func(array, *args, **kwargs)` to each named array."""
+        return type(self)({k: func(v, *args, **kwargs) for k, v in self.coefs.items()})
+
+    # -- conversion ------------------------------------------------------------------------------
+
+    def pack(self) -> dict[str, np.ndarray]:
+        """Return the named arrays as numpy arrays, without copying where the framework allows."""
+        return {key: self._to_numpy(val) for key, val in self.coefs.items()}
+
+    @classmethod
+    def unpack(cls, data: Mapping[str, np.ndarray]) -> Self:
+        """Build a Vector from numpy arrays, placed per the global device policy."""
+        return cls({key: cls._from_numpy(np.asarray(val)) for key, val in data.items()})
+
+    def __repr__(self) -> str:
+        specs = ", ".join(
+            f"{k}: {self._dtype(v)}{list(self._shape(v))}" for k, v in self.coefs.items()
+        )
+        return f"{type(self).__name__}({{{specs}}})"
+
+
+def _vector_type_for(value: Any) -> type[Vector]:
+    for typ in type(value).__mro__:
+        if typ in _ARRAY_TYPES:
+            return _ARRAY_TYPES[typ]
+    root = type(value).__module__.split(".", 1)[0]
+    if root in _ARRAY_MODULES:
+        importlib.import_module(_ARRAY_MODULES[root])
+        for typ in type(value).__mro__:
+            if typ in _ARRAY_TYPES:
+                return _ARRAY_TYPES[typ]
+    if isinstance(value, np.generic):
+        return _ARRAY_TYPES[np.ndarray]
+    raise TypeError(f"No Vector type wraps arrays of type {type(value).__qualname__}.")

@@ -1,0 +1,5 @@
+"""Numpy backend: the framework-neutral `NumpyVector`."""
+
+from flwr_declearn.model.numpy._vector import NumpyVector
+
+__all__ = ["NumpyVector"]

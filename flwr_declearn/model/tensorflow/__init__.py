@@ -1,0 +1,9 @@
+"""tensorflow backend (needs the 'tensorflow' extra): `TensorflowVector`."""
+
+from flwr_declearn.utils._imports import require
+
+require("tensorflow", "tensorflow")
+
+from flwr_declearn.model.tensorflow._vector import TensorflowVector, select_device  # noqa: E402
+
+__all__ = ["TensorflowVector", "select_device"]

@@ -1,0 +1,84 @@
+"""Vector of tensorflow tensors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from flwr_declearn.model.api._vector import Vector, register_vector_type
+from flwr_declearn.model.numpy import NumpyVector
+from flwr_declearn.utils import get_device_policy
+
+__all__ = ["TensorflowVector", "select_device"]
+
+
+def select_device(gpu: bool, idx: int | None = None) -> str:
+    """Return the tensorflow device name matching a device policy (CPU if no GPU is available)."""
+    if gpu:
+        gpus = tf.config.list_logical_devices("GPU")
+        if gpus:
+            return gpus[idx or 0].name
+    return tf.config.list_logical_devices("CPU")[0].name
+
+
+def _dense(value: Any) -> tf.Tensor:
+    if isinstance(value, tf.IndexedSlices):
+        return tf.convert_to_tensor(value)
+    return value
+
+
+@register_vector_type(tf.Tensor, tf.Variable, tf.IndexedSlices)
+class TensorflowVector(Vector[tf.Tensor]):
+    """Vector of named tensorflow tensors (sparse gradients are densified)."""
+
+    compatible_vector_types = (NumpyVector,)
+
+    def __init__(self, coefs: Any) -> None:
+        super().__init__({k: _dense(v) for k, v in dict(coefs).items()})
+
+    @staticmethod
+    def _to_numpy(value: tf.Tensor) -> np.ndarray:
+        return value.numpy()  # type: ignore[no-any-return]
+
+    @classmethod
+    def _from_numpy(cls, array: np.ndarray, like: tf.Tensor | None = None) -> tf.Tensor:
+        if like is not None:
+            device = like.device
+        else:
+            policy = get_device_policy()
+            device = select_device(policy.gpu, policy.idx)
+        with tf.device(device):
+            return tf.identity(tf.convert_to_tensor(array))
+
+    @staticmethod
+    def _shape(value: tf.Tensor) -> tuple[int, ...]:
+        return tuple(int(d) for d in value.shape)
+
+    @staticmethod
+    def _dtype(value: tf.Tensor) -> str:
+        return str(value.dtype.name)
+
+    _sign = staticmethod(tf.sign)
+    _sqrt = staticmethod(tf.sqrt)
+
+    @staticmethod
+    def _minimum(value: tf.Tensor, other: Any) -> tf.Tensor:
+        return tf.minimum(value, tf.cast(other, value.dtype))
+
+    @staticmethod
+    def _maximum(value: tf.Tensor, other: Any) -> tf.Tensor:
+        return tf.maximum(value, tf.cast(other, value.dtype))
+
+    @staticmethod
+    def _sum(value: tf.Tensor) -> tf.Tensor:
+        return tf.reduce_sum(value)
+
+    @staticmethod
+    def _vdot(value: tf.Tensor, other: tf.Tensor) -> float:
+        return float(tf.reduce_sum(value * other))
+
+    @staticmethod
+    def _equal(value: tf.Tensor, other: tf.Tensor) -> bool:
+        return value.shape == other.shape and bool(tf.reduce_all(tf.equal(value, other)))
