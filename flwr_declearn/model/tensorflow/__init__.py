@@ -7,3 +7,6 @@ require("tensorflow", "tensorflow")
 from flwr_declearn.model.tensorflow._vector import TensorflowVector, select_device  # noqa: E402
 
 __all__ = ["TensorflowVector", "select_device"]
+from flwr_declearn.model.tensorflow._model import TensorflowModel  # noqa: E402
+
+__all__ += ["TensorflowModel"]

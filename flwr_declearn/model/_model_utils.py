@@ -1,0 +1,117 @@
+"""Checks and helpers shared by the framework-specific Model classes."""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from flwr_declearn.model.api._vector import Vector, VectorSpecError
+
+__all__ = [
+    "check_vector",
+    "dump_pickle_hex",
+    "load_pickle_hex",
+    "raise_on_names_mismatch",
+    "require_pickle_permission",
+]
+
+
+def raise_on_names_mismatch(
+    received: Iterable[str],
+    expected: Iterable[str],
+    context: str,
+) -> None:
+    """Raise a KeyError naming the missing and unexpected names, if any.
+
+    Parameters
+    ----------
+    received:
+        Names found in the input.
+    expected:
+        Names the input should hold.
+    context:
+        What the names designate, for the error message (e.g. "trainable weights").
+    """
+    rec, exp = set(received), set(expected)
+    if rec == exp:
+        return
+    missing, extra = sorted(exp - rec), sorted(rec - exp)
+    raise KeyError(
+        f"Names of {context} do not match the model's: missing {missing}, unexpected {extra}."
+    )
+
+
+def check_vector(
+    vector: Any,
+    vtype: type[Vector],
+    shapes: Mapping[str, tuple[int, ...]],
+    context: str,
+    model: str,
+) -> None:
+    """Check a Vector's type, names and shapes against a model's weights.
+
+    Raises
+    ------
+    TypeError
+        If `vector` is not a `vtype` instance.
+    KeyError
+        If its names differ from those of `shapes`.
+    VectorSpecError
+        If some of its arrays' shapes differ from `shapes`.
+    """
+    if not isinstance(vector, vtype):
+        raise TypeError(
+            f"{model} expects {context} as a {vtype.__name__}, not {type(vector).__name__}."
+        )
+    raise_on_names_mismatch(vector.coefs, shapes, context)
+    got = vector.shapes()
+    bad = [f"'{k}': {list(got[k])} instead of {list(s)}" for k, s in shapes.items() if got[k] != s]
+    if bad:
+        raise VectorSpecError(f"Shapes of {context} differ from the model's: " + "; ".join(bad))
+
+
+def dump_pickle_hex(obj: Any, what: str) -> str:
+    """Pickle `obj` into a hex string (for local persistence only).
+
+    Raises
+    ------
+    TypeError
+        If `obj` cannot be pickled (e.g. a lambda or a locally defined function).
+    """
+    try:
+        return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL).hex()
+    except (pickle.PicklingError, AttributeError, TypeError) as exc:
+        raise TypeError(
+            f"Cannot serialize the {what} with pickle ({exc}); define it at module level "
+            "so that it is importable."
+        ) from exc
+
+
+def require_pickle_permission(what: str, allow_pickle: bool) -> None:
+    """Refuse to unpickle unless the caller passed `allow_pickle=True`.
+
+    Raises
+    ------
+    ValueError
+        If `allow_pickle` is False: unpickling runs arbitrary code, so it must be
+        an explicit choice, made for trusted, locally stored configs only.
+    """
+    if not allow_pickle:
+        raise ValueError(
+            f"This config describes the {what} with pickle, which can run arbitrary code "
+            "when loaded. Pass `allow_pickle=True` to `from_config` only for a config "
+            "you stored yourself; never for one received over the network."
+        )
+
+
+def load_pickle_hex(data: str, what: str, allow_pickle: bool) -> Any:
+    """Unpickle a hex string made by `dump_pickle_hex`, only if `allow_pickle`.
+
+    Raises
+    ------
+    ValueError
+        If `allow_pickle` is False (see `require_pickle_permission`).
+    """
+    require_pickle_permission(what, allow_pickle)
+    return pickle.loads(bytes.fromhex(data))

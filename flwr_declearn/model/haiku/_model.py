@@ -1,0 +1,447 @@
+"""Model wrapping a haiku-transformed function and a sample-wise loss."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from random import SystemRandom
+from typing import Any, Self
+
+import haiku as hk
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from flwr_declearn.data import Batch, aggregate_data_info
+from flwr_declearn.model._model_utils import (
+    check_vector,
+    dump_pickle_hex,
+    load_pickle_hex,
+    raise_on_names_mismatch,
+)
+from flwr_declearn.model.api import Model
+from flwr_declearn.model.haiku._vector import JaxNumpyVector, select_device
+from flwr_declearn.utils import DevicePolicy, get_device_policy, register_type
+
+__all__ = ["HaikuModel"]
+
+Params = dict[str, jax.Array]
+"""Flat mapping of `"layer:weight"` names to arrays."""
+LossFn = Callable[[jax.Array, jax.Array], jax.Array]
+Criterion = Callable[[str, str, jax.Array], bool] | Mapping[str, Mapping[str, Any]] | list[str]
+
+
+def _nest(flat: Mapping[str, jax.Array]) -> dict[str, dict[str, jax.Array]]:
+    """Turn `{"layer:weight": array}` into haiku's `{layer: {weight: array}}`."""
+    nested: dict[str, dict[str, jax.Array]] = {}
+    for key, value in flat.items():
+        layer, name = key.rsplit(":", 1)
+        nested.setdefault(layer, {})[name] = value
+    return nested
+
+
+def _samplewise(s_loss: jax.Array) -> jax.Array:
+    """Average a loss array over all but its first (batch) axis."""
+    if s_loss.ndim == 0:
+        raise ValueError("The loss function returned a scalar: it must return sample-wise values.")
+    if s_loss.ndim == 1:
+        return s_loss
+    return s_loss.reshape(s_loss.shape[0], -1).mean(axis=1)
+
+
+class HaikuModel(Model[JaxNumpyVector]):
+    """Model wrapping a haiku function and its loss.
+
+    Weights are named `"{layer}:{weight}"` (e.g. `"mlp/~/linear_0:w"`). All are
+    trainable until `set_trainable_weights` freezes some.
+
+    Device placement: weights live on the device of the global `DevicePolicy`
+    at instantiation (and `update_device_policy`); batches are placed there and
+    jit-compiled computations run there.
+
+    Randomness: the forward pass gets a fresh key at each call, drawn from a
+    sequence seeded by `seed` (dropout masks differ across samples when
+    gradients are clipped sample-wise).
+
+    Parameters
+    ----------
+    model:
+        Function such that `model(*inputs)` runs haiku modules and returns
+        predictions; it is wrapped with `haiku.transform`.
+    loss:
+        Jax function `loss(y_pred, y_true)` returning sample-wise values (first
+        axis: batch; other axes are averaged).
+    seed:
+        Seed of the random key sequence; drawn at random if None.
+    """
+
+    def __init__(
+        self, model: Callable[..., jax.Array], loss: LossFn, seed: int | None = None
+    ) -> None:
+        if not callable(model) or not callable(loss):
+            raise TypeError("HaikuModel needs callable 'model' and 'loss' functions.")
+        super().__init__(hk.transform(model))
+        self._model: hk.Transformed = self._model
+        self._model_fn = model
+        self._loss_fn = loss
+        if seed is None:
+            seed = SystemRandom().randrange(10**6)
+        self._seed = int(seed)
+        policy = get_device_policy()
+        self._device = select_device(policy.gpu, policy.idx)
+        self._rng = jax.device_put(jax.random.PRNGKey(self._seed), self._device)
+        self._names: list[str] = []
+        self._trainable: list[str] = []
+        self._train: Params = {}
+        self._fixed: Params = {}
+        self._dtype: Any = None
+        self._data_info: dict[str, Any] = {}
+        self._losses: list[jax.Array] = []
+        self._grads_fn = jax.jit(self._grads_and_loss)
+        self._clipped_fn = jax.jit(self._clipped_grads_and_loss)
+        self._add_fn = jax.jit(_add_trees)
+        self._predict_fn = jax.jit(self._predict)
+        self._loss_jit = jax.jit(lambda y_pred, y_true: _samplewise(self._loss_fn(y_pred, y_true)))
+
+    # -- properties and setup --------------------------------------------------------------------
+
+    @property
+    def device_policy(self) -> DevicePolicy:
+        if self._device.platform == "cpu":
+            return DevicePolicy(gpu=False, idx=None)
+        return DevicePolicy(gpu=True, idx=int(self._device.id))
+
+    @property
+    def required_data_info(self) -> set[str]:
+        return set() if self._names else {"features_shape", "data_type"}
+
+    def initialize(self, data_info: dict[str, Any]) -> None:
+        """Initialize the weights from `features_shape` and `data_type` (once).
+
+        Raises
+        ------
+        KeyError
+            If a required field is missing.
+        """
+        if self._names:
+            return
+        info = aggregate_data_info([data_info], self.required_data_info)
+        inputs = jax.device_put(
+            np.zeros((1, *info["features_shape"]), dtype=info["data_type"]), self._device
+        )
+        self._rng, key = jax.random.split(self._rng)
+        params = jax.jit(self._model.init)(key, inputs)
+        flat = {
+            f"{layer}:{name}": value
+            for layer, weights in params.items()
+            for name, value in weights.items()
+        }
+        self._data_info = info
+        self._names = list(flat)
+        self._trainable = list(flat)
+        self._train, self._fixed = dict(flat), {}
+        self._dtype = next(
+            (v.dtype for v in flat.values() if jnp.issubdtype(v.dtype, jnp.floating)), None
+        )
+
+    def _require_initialized(self) -> None:
+        if not self._names:
+            raise RuntimeError("HaikuModel must be initialized first (see `initialize`).")
+
+    def update_device_policy(self, policy: DevicePolicy | None = None) -> None:
+        if policy is None:
+            policy = get_device_policy()
+        device = select_device(policy.gpu, policy.idx)
+        self._device = device
+        self._train = jax.device_put(self._train, device)
+        self._fixed = jax.device_put(self._fixed, device)
+        self._rng = jax.device_put(self._rng, device)
+
+    # -- config ----------------------------------------------------------------------------------
+
+    def get_config(self) -> dict[str, Any]:
+        """Return a JSON-serializable config, holding the pickled model and loss functions.
+
+        The functions are pickled by reference (they must be importable,
+        module-level functions). This is for local persistence only:
+        `from_config` loads them only with `allow_pickle=True`.
+
+        Raises
+        ------
+        TypeError
+            If a function cannot be pickled (e.g. a lambda).
+        """
+        return {
+            "serialization": "pickle",
+            "model": dump_pickle_hex(self._model_fn, "haiku model function"),
+            "loss": dump_pickle_hex(self._loss_fn, "loss function"),
+            "seed": self._seed,
+            "data_info": self._data_info,
+            "trainable": self._trainable if self._names else None,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], allow_pickle: bool = False) -> Self:
+        """Rebuild a HaikuModel from `get_config`'s output.
+
+        Parameters
+        ----------
+        config:
+            Output of `get_config`.
+        allow_pickle:
+            Must be True: the functions are pickled, and unpickling runs
+            arbitrary code. Only load configs you stored yourself.
+
+        Raises
+        ------
+        ValueError
+            If `allow_pickle` is False.
+        KeyError
+            If the config lacks the "model" or "loss" entries.
+        """
+        for key in ("model", "loss"):
+            if key not in config:
+                raise KeyError(f"HaikuModel config lacks the '{key}' entry.")
+        model_fn = load_pickle_hex(config["model"], "haiku model function", allow_pickle)
+        loss_fn = load_pickle_hex(config["loss"], "loss function", allow_pickle)
+        model = cls(model_fn, loss_fn, seed=config.get("seed"))
+        if config.get("data_info"):
+            model.initialize(config["data_info"])
+            if config.get("trainable") is not None:
+                model.set_trainable_weights(list(config["trainable"]))
+        return model
+
+    # -- weights ---------------------------------------------------------------------------------
+
+    def get_weight_names(self, trainable: bool = False) -> list[str]:
+        """Return the ordered names of the weights (only the trainable ones if `trainable`)."""
+        return list(self._trainable if trainable else self._names)
+
+    def set_trainable_weights(self, criterion: Criterion) -> None:
+        """Select the trainable weights; freeze all the others.
+
+        Parameters
+        ----------
+        criterion:
+            - a list of weight names (see `get_weight_names`) to keep trainable;
+            - a callable `(layer, name, value) -> bool`, True for trainable weights
+              (as in `haiku.data_structures.partition`);
+            - a dict `{layer: {name: anything}}` whose entries are the trainable weights.
+
+        Raises
+        ------
+        RuntimeError
+            If the model is not initialized.
+        KeyError
+            If a list names unknown weights.
+        TypeError
+            If `criterion` has none of these forms.
+        """
+        self._require_initialized()
+        params = self._all_params()
+        if isinstance(criterion, list):
+            unknown = sorted(set(criterion) - set(self._names))
+            if unknown or not all(isinstance(c, str) for c in criterion):
+                raise KeyError(f"Unknown weight names: {unknown or criterion}.")
+            keep = set(criterion)
+        elif isinstance(criterion, Mapping):
+            if not all(isinstance(v, Mapping) for v in criterion.values()):
+                raise TypeError("A dict criterion must map layer names to dicts of weight names.")
+            keep = {f"{layer}:{name}" for layer, names in criterion.items() for name in names}
+        elif callable(criterion) and len(inspect.signature(criterion).parameters) == 3:
+            include: Callable[[str, str, jax.Array], bool] = criterion  # type: ignore[assignment]
+            keep = set()
+            for key, value in params.items():
+                layer, name = key.rsplit(":", 1)
+                if include(layer, name, value):
+                    keep.add(key)
+        else:
+            raise TypeError(
+                "'criterion' must be a list of weight names, a dict {layer: {name: ...}} "
+                f"or a callable (layer, name, value) -> bool, not {criterion!r}."
+            )
+        self._trainable = [name for name in self._names if name in keep]
+        self._train = {k: params[k] for k in self._trainable}
+        self._fixed = {k: v for k, v in params.items() if k not in keep}
+
+    def _all_params(self) -> Params:
+        merged = self._train | self._fixed
+        return {name: merged[name] for name in self._names}
+
+    def get_weights(self, trainable: bool = False) -> JaxNumpyVector:
+        self._require_initialized()
+        if trainable:
+            return JaxNumpyVector(dict(self._train))
+        return JaxNumpyVector(self._all_params())  # jax arrays are immutable: no copy needed
+
+    def set_weights(self, weights: JaxNumpyVector, trainable: bool = False) -> None:
+        self._require_initialized()
+        current = self._train if trainable else self._all_params()
+        shapes = {k: tuple(v.shape) for k, v in current.items()}
+        check_vector(
+            weights,
+            JaxNumpyVector,
+            shapes,
+            "trainable weights" if trainable else "weights",
+            "HaikuModel",
+        )
+        new = {
+            k: jax.device_put(weights.coefs[k].astype(v.dtype), self._device)
+            for k, v in current.items()
+        }
+        self._train = {k: new[k] if k in new else v for k, v in self._train.items()}
+        self._fixed = {k: new[k] if k in new else v for k, v in self._fixed.items()}
+
+    # -- training --------------------------------------------------------------------------------
+
+    def compute_batch_gradients(
+        self, batch: Batch, max_norm: float | None = None
+    ) -> JaxNumpyVector:
+        self._require_initialized()
+        inputs, y_true, s_wght = self._unpack_batch(batch)
+        if max_norm is None:
+            grads, loss, self._rng = self._grads_fn(
+                self._train, self._fixed, self._rng, inputs, y_true, s_wght
+            )
+        else:
+            if max_norm <= 0:
+                raise ValueError(f"'max_norm' must be positive, not {max_norm!r}.")
+            grads, loss, self._rng = self._clipped_fn(
+                self._train, self._fixed, self._rng, inputs, y_true, s_wght, float(max_norm)
+            )
+        self._losses.append(loss)
+        return JaxNumpyVector({name: grads[name] for name in self._trainable})
+
+    def _grads_and_loss(
+        self,
+        train: Params,
+        fixed: Params,
+        rng: jax.Array,
+        inputs: tuple[jax.Array, ...],
+        y_true: jax.Array | None,
+        s_wght: jax.Array | None,
+    ) -> tuple[Params, jax.Array, jax.Array]:
+        """Batch-averaged gradients and loss (jit-compiled)."""
+        rng, key = jax.random.split(rng)
+
+        def batch_loss(train: Params) -> jax.Array:
+            y_pred = self._model.apply(_nest(train | fixed), key, *inputs)
+            s_loss = _samplewise(self._loss_fn(y_pred, y_true))  # type: ignore[arg-type]
+            if s_wght is not None:
+                s_loss = s_loss * s_wght
+            return jnp.mean(s_loss)
+
+        loss, grads = jax.value_and_grad(batch_loss)(train)
+        return grads, loss, rng
+
+    def _clipped_grads_and_loss(
+        self,
+        train: Params,
+        fixed: Params,
+        rng: jax.Array,
+        inputs: tuple[jax.Array, ...],
+        y_true: jax.Array | None,
+        s_wght: jax.Array | None,
+        max_norm: float,
+    ) -> tuple[Params, jax.Array, jax.Array]:
+        """Average of sample-wise gradients clipped to `max_norm` L2 norm (jit-compiled)."""
+        rng, key = jax.random.split(rng)
+        n_samples = inputs[0].shape[0]
+        keys = jax.random.split(key, n_samples)
+
+        def sample_loss(
+            train: Params, key: jax.Array, inputs: tuple[jax.Array, ...], y_true: jax.Array | None
+        ) -> jax.Array:
+            batched = tuple(x[None] for x in inputs)
+            y_pred = self._model.apply(_nest(train | fixed), key, *batched)
+            y_one = None if y_true is None else y_true[None]
+            return jnp.sum(_samplewise(self._loss_fn(y_pred, y_one)))  # type: ignore[arg-type]
+
+        grad_fn = jax.vmap(jax.value_and_grad(sample_loss), in_axes=(None, 0, 0, 0))
+        s_loss, grads = grad_fn(train, keys, inputs, y_true)
+        sq_norms = sum(
+            jnp.sum(jnp.square(g.reshape(n_samples, -1)), axis=1) for g in grads.values()
+        )
+        scale = jnp.minimum(1.0, max_norm / jnp.sqrt(sq_norms))
+        if s_wght is not None:
+            scale = scale * s_wght
+            s_loss = s_loss * s_wght
+        scale = scale / n_samples
+        out = {k: jnp.tensordot(scale.astype(g.dtype), g, axes=1) for k, g in grads.items()}
+        return out, jnp.mean(s_loss), rng
+
+    def apply_updates(self, updates: JaxNumpyVector) -> None:
+        if not isinstance(updates, JaxNumpyVector):
+            raise TypeError(
+                f"HaikuModel expects updates as a JaxNumpyVector, not {type(updates).__name__}."
+            )
+        coefs = updates.coefs
+        if coefs.keys() != self._train.keys():
+            raise_on_names_mismatch(coefs, self._train, "updates")
+        for name, value in self._train.items():
+            if coefs[name].shape != value.shape:
+                shapes = {k: tuple(v.shape) for k, v in self._train.items()}
+                check_vector(updates, JaxNumpyVector, shapes, "updates", "HaikuModel")
+        self._train = self._add_fn(self._train, coefs)
+
+    def collect_training_losses(self) -> list[float]:
+        losses, self._losses = self._losses, []
+        return [*self._loss_history, *(float(loss) for loss in losses)]
+
+    # -- inference -------------------------------------------------------------------------------
+
+    def _predict(
+        self, train: Params, fixed: Params, rng: jax.Array, inputs: tuple[jax.Array, ...]
+    ) -> tuple[jax.Array, jax.Array]:
+        rng, key = jax.random.split(rng)
+        return self._model.apply(_nest(train | fixed), key, *inputs), rng
+
+    def compute_batch_predictions(
+        self, batch: Batch
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        self._require_initialized()
+        y_true, s_wght = batch[1], batch[2]
+        if y_true is None:
+            raise TypeError("HaikuModel.compute_batch_predictions needs a batch with y_true.")
+        inputs, _, _ = self._unpack_batch((batch[0], None, None))
+        y_pred, self._rng = self._predict_fn(self._train, self._fixed, self._rng, inputs)
+        return (
+            np.asarray(y_true),
+            np.asarray(y_pred),
+            None if s_wght is None else np.asarray(s_wght),
+        )
+
+    def loss_function(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+        s_loss = self._loss_jit(self._array(y_pred), self._array(y_true))
+        return np.asarray(s_loss)
+
+    # -- internals -------------------------------------------------------------------------------
+
+    def _array(self, data: Any) -> jax.Array:
+        """Place an array on the model's device, cast to the weights' float dtype if floating."""
+        if not isinstance(data, jax.Array):
+            data = np.asarray(data)
+        dtype = self._dtype
+        if dtype is not None and data.dtype != dtype and jnp.issubdtype(data.dtype, jnp.floating):
+            data = data.astype(dtype)
+        return jax.device_put(data, self._device)
+
+    def _unpack_batch(
+        self, batch: Batch
+    ) -> tuple[tuple[jax.Array, ...], jax.Array | None, jax.Array | None]:
+        inputs, y_true, s_wght = batch
+        if not isinstance(inputs, list | tuple):
+            inputs = (inputs,)
+        return (
+            tuple(self._array(x) for x in inputs),
+            None if y_true is None else self._array(y_true),
+            None if s_wght is None else self._array(s_wght),
+        )
+
+
+register_type(HaikuModel, name="HaikuModel", group="Model")
+
+
+def _add_trees(params: Params, updates: Params) -> Params:
+    """Add updates to weights, keeping the weights' dtypes."""
+    return {k: (v + updates[k]).astype(v.dtype) for k, v in params.items()}

@@ -1,0 +1,436 @@
+"""Model wrapping a Keras 3 model (tensorflow backend) and a sample-wise loss."""
+
+from __future__ import annotations
+
+import copy
+import re
+from typing import Any, Self
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from flwr_declearn.data import Batch, aggregate_data_info
+from flwr_declearn.model._model_utils import check_vector, raise_on_names_mismatch
+from flwr_declearn.model.api import Model
+from flwr_declearn.model.tensorflow._vector import TensorflowVector, select_device
+from flwr_declearn.utils import DevicePolicy, get_device_policy, register_type
+
+__all__ = ["TensorflowModel"]
+
+LossSpec = Any
+"""A Keras Loss instance, a Keras loss name, or a function `loss(y_true, y_pred)`."""
+
+
+def _snake_case(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def _weight_names(model: keras.Layer) -> list[str]:
+    """Name the model's weights after its structure, not after layer names.
+
+    Keras auto-generates layer names from a global counter ("dense_7"), so two
+    instances of one architecture get different variable paths. Like Keras'
+    own weights files, we name each layer after its class, numbered within its
+    parent (e.g. "dense/kernel", "dense_1/kernel", "functional/dense/bias").
+    """
+    names: dict[int, str] = {}
+
+    def walk(layer: Any, prefix: str) -> None:
+        used: dict[str, int] = {}
+        for sub in layer._flatten_layers(include_self=False, recursive=False):
+            base = _snake_case(type(sub).__name__)
+            count = used.get(base, 0)
+            used[base] = count + 1
+            walk(sub, f"{prefix}{base}{f'_{count}' if count else ''}/")
+        for var in [*layer._trainable_variables, *layer._non_trainable_variables]:
+            names.setdefault(id(var), f"{prefix}{var.name}")
+
+    try:
+        walk(model, "")
+    except AttributeError:  # pragma: no cover - keras internals changed: use paths
+        names = {}
+    out = [names.get(id(var), var.path) for var in model.weights]
+    if len(set(out)) != len(out):  # pragma: no cover - exotic layers sharing names
+        out = [f"{idx}:{name}" for idx, name in enumerate(out)]
+    return out
+
+
+def _build_loss(loss: LossSpec) -> keras.losses.Loss:
+    """Return a Keras Loss that outputs sample-wise values (reduction="none")."""
+    if isinstance(loss, str):
+        loss = keras.losses.get(loss)
+    if isinstance(loss, keras.losses.Loss):
+        if loss.reduction not in (None, "none"):
+            loss = copy.copy(loss)
+            loss.reduction = "none"
+        return loss
+    if callable(loss):
+        return keras.losses.LossFunctionWrapper(loss, reduction="none")
+    raise TypeError(f"'loss' must be a Keras Loss, a loss name or a function, not {loss!r}.")
+
+
+def _samplewise(s_loss: tf.Tensor) -> tf.Tensor:
+    """Average a loss tensor over all but its first (batch) axis."""
+    if s_loss.shape.rank == 0:
+        raise ValueError("The loss function returned a scalar: it must return sample-wise values.")
+    if s_loss.shape.rank == 1:
+        return s_loss
+    return tf.reduce_mean(tf.reshape(s_loss, [tf.shape(s_loss)[0], -1]), axis=1)
+
+
+def _same_device(current: str, target: str) -> bool:
+    cur, tgt = tf.DeviceSpec.from_string(current), tf.DeviceSpec.from_string(target)
+    same_index = (cur.device_index or 0) == (tgt.device_index or 0)
+    return bool(cur.device_type == tgt.device_type and same_index)
+
+
+class TensorflowModel(Model[TensorflowVector]):
+    """Model wrapping a Keras 3 model (tensorflow backend) and its loss.
+
+    Trainable weights are the model's `trainable_weights`; `get_weights()`
+    also returns the non-trainable ones (frozen layers, batch-norm statistics).
+    Weights are named after the model's structure (see `get_weight_names`), so
+    that independently built copies of one architecture share names.
+
+    Gradients and updates run as `tf.function`-compiled graphs (one per set of
+    trainable weights), on the device of the global `DevicePolicy`; per-sample
+    clipping uses a vectorized jacobian of the sample-wise losses.
+
+    Parameters
+    ----------
+    model:
+        Keras model or layer (a layer is wrapped into a `keras.Sequential`).
+    loss:
+        Keras Loss instance, name or function `loss(y_true, y_pred)` (Keras'
+        argument order). It is used with `reduction="none"` (a copy is made);
+        axes beyond the batch one are averaged.
+    """
+
+    def __init__(self, model: keras.Layer, loss: LossSpec) -> None:
+        if keras.backend.backend() != "tensorflow":
+            raise RuntimeError(
+                f"TensorflowModel needs Keras' tensorflow backend, not '{keras.backend.backend()}'."
+            )
+        if not isinstance(model, keras.Layer):
+            raise TypeError(f"'model' must be a Keras Layer or Model, not {type(model).__name__}.")
+        if not isinstance(model, keras.Model):
+            model = keras.Sequential([model])
+        super().__init__(model)
+        self._model: keras.Model = model
+        self._loss = _build_loss(loss)
+        self._losses: list[tf.Tensor] = []
+        policy = get_device_policy()
+        self._device = select_device(policy.gpu, policy.idx)
+        self._vars: list[Any] = []
+        self._names: list[str] = []
+        self._fns: dict[tuple[str, tuple[str, ...]], Any] = {}
+        self._predict_fn: Any = None
+        if self._model.built:
+            self._place_model()
+
+    # -- properties and setup --------------------------------------------------------------------
+
+    @property
+    def device_policy(self) -> DevicePolicy:
+        spec = tf.DeviceSpec.from_string(self._device)
+        if spec.device_type == "GPU":
+            return DevicePolicy(gpu=True, idx=spec.device_index or 0)
+        return DevicePolicy(gpu=False, idx=None)
+
+    @property
+    def required_data_info(self) -> set[str]:
+        return set() if self._model.built else {"features_shape"}
+
+    def initialize(self, data_info: dict[str, Any]) -> None:
+        """Build the model from `features_shape`, unless it is built already.
+
+        Raises
+        ------
+        KeyError
+            If `features_shape` is missing while the model is not built.
+        """
+        if self._model.built:
+            return
+        info = aggregate_data_info([data_info], self.required_data_info)
+        with tf.device(self._device):
+            self._model.build((None, *info["features_shape"]))
+        self._place_model()
+
+    def update_device_policy(self, policy: DevicePolicy | None = None) -> None:
+        if policy is None:
+            policy = get_device_policy()
+        self._device = select_device(policy.gpu, policy.idx)
+        if self._model.built:
+            self._place_model()
+
+    def _place_model(self) -> None:
+        """Move the model's weights to our device if needed, and index them."""
+        if any(not _same_device(v.value.device, self._device) for v in self._model.weights):
+            config = keras.saving.serialize_keras_object(self._model)
+            values = [v.numpy() for v in self._model.weights]
+            with tf.device(self._device):
+                model = keras.saving.deserialize_keras_object(config, safe_mode=False)
+                for var, value in zip(model.weights, values, strict=True):
+                    var.assign(value)
+            self._model = model
+        self._vars = list(self._model.weights)
+        self._names = _weight_names(self._model)
+        self._fns = {}
+        self._predict_fn = None
+
+    def _require_built(self) -> None:
+        if not self._model.built:
+            raise RuntimeError("TensorflowModel must be initialized first (see `initialize`).")
+
+    # -- config ----------------------------------------------------------------------------------
+
+    def get_config(self) -> dict[str, Any]:
+        """Return the model's and loss' Keras serialization (JSON, no pickle).
+
+        Custom layers must be registered with `keras.saving.register_keras_serializable`.
+        Weights are not part of the config.
+        """
+        return {
+            "serialization": "keras",
+            "model": keras.saving.serialize_keras_object(self._model),
+            "loss": keras.saving.serialize_keras_object(self._loss),
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], allow_pickle: bool = False) -> Self:
+        """Rebuild a TensorflowModel from `get_config`'s output.
+
+        Parameters
+        ----------
+        config:
+            Output of `get_config`.
+        allow_pickle:
+            Whether to allow Keras' unsafe deserialization (e.g. `Lambda` layers,
+            whose code is pickled). Keras' safe mode is used otherwise.
+
+        Raises
+        ------
+        KeyError
+            If the config lacks the "model" or "loss" entries.
+        ValueError
+            If the config holds unsafe objects and `allow_pickle` is False.
+        """
+        for key in ("model", "loss"):
+            if key not in config:
+                raise KeyError(f"TensorflowModel config lacks the '{key}' entry.")
+        policy = get_device_policy()
+        with tf.device(select_device(policy.gpu, policy.idx)):
+            safe = not allow_pickle
+            model = keras.saving.deserialize_keras_object(config["model"], safe_mode=safe)
+            loss = keras.saving.deserialize_keras_object(config["loss"], safe_mode=safe)
+        return cls(model, loss)
+
+    # -- weights ---------------------------------------------------------------------------------
+
+    def get_weight_names(self, trainable: bool = False) -> list[str]:
+        """Return the ordered names of the weights (only the trainable ones if `trainable`)."""
+        return [name for name, _ in self._named_vars(trainable)]
+
+    def _named_vars(self, trainable: bool) -> list[tuple[str, Any]]:
+        self._require_built()
+        pairs = list(zip(self._names, self._vars, strict=True))
+        if not trainable:
+            return pairs
+        if not self._model.trainable:
+            return []
+        return [(name, var) for name, var in pairs if var.trainable]
+
+    def get_weights(self, trainable: bool = False) -> TensorflowVector:
+        with tf.device(self._device):
+            return TensorflowVector(
+                {name: tf.identity(var.value) for name, var in self._named_vars(trainable)}
+            )
+
+    def set_weights(self, weights: TensorflowVector, trainable: bool = False) -> None:
+        targets = dict(self._named_vars(trainable))
+        shapes = {name: tuple(var.shape) for name, var in targets.items()}
+        context = "trainable weights" if trainable else "weights"
+        check_vector(weights, TensorflowVector, shapes, context, "TensorflowModel")
+        with tf.device(self._device):
+            for name, var in targets.items():
+                var.assign(tf.cast(weights.coefs[name], var.dtype))
+
+    # -- training --------------------------------------------------------------------------------
+
+    def compute_batch_gradients(
+        self, batch: Batch, max_norm: float | None = None
+    ) -> TensorflowVector:
+        named = self._named_vars(trainable=True)
+        names = tuple(name for name, _ in named)
+        with tf.device(self._device):
+            inputs, y_true, s_wght = self._unpack_batch(batch)
+            if max_norm is None:
+                grads, loss = self._compiled("grads", names, named)(inputs, y_true, s_wght)
+            else:
+                if max_norm <= 0:
+                    raise ValueError(f"'max_norm' must be positive, not {max_norm!r}.")
+                norm = tf.constant(max_norm, dtype=self._float_dtype())
+                grads, loss = self._compiled("clipped", names, named)(inputs, y_true, s_wght, norm)
+        self._losses.append(loss)
+        return TensorflowVector(dict(zip(names, grads, strict=True)))
+
+    def apply_updates(self, updates: TensorflowVector) -> None:
+        named = self._named_vars(trainable=True)
+        if not isinstance(updates, TensorflowVector):
+            raise TypeError(
+                "TensorflowModel expects updates as a TensorflowVector, "
+                f"not {type(updates).__name__}."
+            )
+        coefs = updates.coefs
+        if len(coefs) != len(named) or any(name not in coefs for name, _ in named):
+            raise_on_names_mismatch(coefs, (n for n, _ in named), "updates")
+        values = [coefs[name] for name, _ in named]
+        if any(val.shape != var.shape for val, (_, var) in zip(values, named, strict=True)):
+            shapes = {name: tuple(var.shape) for name, var in named}
+            check_vector(updates, TensorflowVector, shapes, "updates", "TensorflowModel")
+        names = tuple(name for name, _ in named)
+        with tf.device(self._device):
+            self._compiled("apply", names, named)(values)
+
+    def collect_training_losses(self) -> list[float]:
+        losses, self._losses = self._losses, []
+        return [*self._loss_history, *(float(loss) for loss in losses)]
+
+    def _compiled(self, kind: str, names: tuple[str, ...], named: list[tuple[str, Any]]) -> Any:
+        """Return the tf.function of `kind` for this set of trainable weights (built once)."""
+        key = (kind, names)
+        func = self._fns.get(key)
+        if func is None:
+            variables = [var for _, var in named]
+            builder = {
+                "grads": self._build_grads_fn,
+                "clipped": self._build_clipped_fn,
+                "apply": _build_apply_fn,
+            }[kind]
+            func = self._fns[key] = builder(variables)
+        return func
+
+    def _forward_losses(self, inputs: Any, y_true: Any) -> tf.Tensor:
+        y_pred = self._model(inputs, training=True)
+        return _samplewise(self._loss(y_true, y_pred))
+
+    def _build_grads_fn(self, variables: list[Any]) -> Any:
+        @tf.function(reduce_retracing=True)
+        def grads_fn(inputs: Any, y_true: Any, s_wght: Any) -> tuple[list[tf.Tensor], tf.Tensor]:
+            with tf.GradientTape() as tape:
+                s_loss = self._forward_losses(inputs, y_true)
+                if s_wght is not None:
+                    s_loss = s_loss * tf.cast(s_wght, s_loss.dtype)
+                loss = tf.reduce_mean(s_loss)
+            grads = tape.gradient(
+                loss, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO
+            )
+            return [tf.convert_to_tensor(g) for g in grads], loss
+
+        return grads_fn
+
+    def _build_clipped_fn(self, variables: list[Any]) -> Any:
+        @tf.function(reduce_retracing=True)
+        def clipped_fn(
+            inputs: Any, y_true: Any, s_wght: Any, max_norm: tf.Tensor
+        ) -> tuple[list[tf.Tensor], tf.Tensor]:
+            with tf.GradientTape() as tape:
+                s_loss = self._forward_losses(inputs, y_true)
+            jacobians = tape.jacobian(
+                s_loss, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO
+            )
+            n_samples = tf.shape(s_loss)[0]
+            sq_norms = tf.add_n(
+                [
+                    tf.reduce_sum(tf.square(tf.reshape(jac, [n_samples, -1])), axis=1)
+                    for jac in jacobians
+                ]
+            )
+            scale = tf.minimum(tf.cast(1.0, sq_norms.dtype), max_norm / tf.sqrt(sq_norms))
+            if s_wght is not None:
+                s_wght = tf.cast(s_wght, scale.dtype)
+                scale = scale * s_wght
+                s_loss = s_loss * s_wght
+            scale = scale / tf.cast(n_samples, scale.dtype)
+            grads = [tf.tensordot(scale, jac, axes=1) for jac in jacobians]
+            return grads, tf.reduce_mean(s_loss)
+
+        return clipped_fn
+
+    # -- inference -------------------------------------------------------------------------------
+
+    def compute_batch_predictions(
+        self, batch: Batch
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        self._require_built()
+        y_true, s_wght = batch[1], batch[2]
+        if y_true is None:
+            raise TypeError("TensorflowModel.compute_batch_predictions needs a batch with y_true.")
+        if self._predict_fn is None:
+            model = self._model
+            self._predict_fn = tf.function(
+                lambda inputs: model(inputs, training=False), reduce_retracing=True
+            )
+        with tf.device(self._device):
+            inputs, _, _ = self._unpack_batch((batch[0], None, None))
+            y_pred = self._predict_fn(inputs)
+        return (
+            _to_numpy(y_true),
+            y_pred.numpy(),
+            None if s_wght is None else _to_numpy(s_wght),
+        )
+
+    def loss_function(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+        with tf.device(self._device):
+            s_loss = self._loss(tf.convert_to_tensor(y_true), tf.convert_to_tensor(y_pred))
+            return _samplewise(s_loss).numpy()  # type: ignore[no-any-return]
+
+    # -- internals -------------------------------------------------------------------------------
+
+    def _float_dtype(self) -> tf.DType:
+        for var in self._vars:
+            dtype = tf.as_dtype(var.dtype)
+            if dtype.is_floating:
+                return dtype
+        return tf.as_dtype(keras.config.floatx())
+
+    def _tensor(self, data: Any) -> tf.Tensor:
+        if isinstance(data, tf.Tensor):
+            return data
+        array = np.asarray(data)
+        if array.dtype.kind == "f":
+            dtype = self._float_dtype().as_numpy_dtype
+            if array.dtype != dtype:
+                array = array.astype(dtype)
+        return tf.convert_to_tensor(array)
+
+    def _unpack_batch(self, batch: Batch) -> tuple[Any, tf.Tensor | None, tf.Tensor | None]:
+        inputs, y_true, s_wght = batch
+        if isinstance(inputs, list | tuple):
+            inputs = [self._tensor(x) for x in inputs]
+        else:
+            inputs = self._tensor(inputs)
+        return (
+            inputs,
+            None if y_true is None else self._tensor(y_true),
+            None if s_wght is None else self._tensor(s_wght),
+        )
+
+
+register_type(TensorflowModel, name="TensorflowModel", group="Model")
+
+
+def _to_numpy(data: Any) -> np.ndarray:
+    if isinstance(data, tf.Tensor):
+        return data.numpy()  # type: ignore[no-any-return]
+    return np.asarray(data)
+
+
+def _build_apply_fn(variables: list[Any]) -> Any:
+    @tf.function
+    def apply_fn(values: list[tf.Tensor]) -> None:
+        for var, value in zip(variables, values, strict=True):
+            var.assign_add(tf.cast(value, var.dtype))
+
+    return apply_fn

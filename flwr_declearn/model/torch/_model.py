@@ -1,0 +1,367 @@
+"""Model wrapping a `torch.nn.Module` and a sample-wise loss."""
+
+from __future__ import annotations
+
+import copy
+import io
+from collections.abc import Callable
+from typing import Any, Self
+
+import numpy as np
+import torch
+
+from flwr_declearn.data import Batch
+from flwr_declearn.model._model_utils import (
+    check_vector,
+    raise_on_names_mismatch,
+    require_pickle_permission,
+)
+from flwr_declearn.model.api import Model
+from flwr_declearn.model.torch._vector import TorchVector, select_device
+from flwr_declearn.utils import DevicePolicy, get_device_policy, register_type
+
+__all__ = ["TorchModel"]
+
+LossFn = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
+TorchBatch = tuple[tuple[torch.Tensor, ...], torch.Tensor | None, torch.Tensor | None]
+
+
+def _samplewise(s_loss: torch.Tensor) -> torch.Tensor:
+    """Average a loss tensor over all but its first (batch) axis."""
+    if s_loss.ndim == 1:
+        return s_loss
+    if s_loss.ndim == 0:
+        raise ValueError(
+            "The loss function returned a scalar: it must return sample-wise values "
+            "(e.g. a torch loss module with reduction='none')."
+        )
+    return s_loss.reshape(s_loss.shape[0], -1).mean(dim=1)
+
+
+class TorchModel(Model[TorchVector]):
+    """Model wrapping a `torch.nn.Module` and its loss.
+
+    Weights are named as in the module's `state_dict`. Trainable weights are
+    the parameters with `requires_grad=True`; `get_weights()` also returns the
+    frozen parameters and the persistent buffers (e.g. batch-norm statistics).
+
+    Device placement: the module and the loss are moved to the device of the
+    global `DevicePolicy` at instantiation (and by `update_device_policy`);
+    batches are moved there; gradients and updates stay there.
+
+    Inputs: numpy arrays or tensors. Floating-point inputs, targets and sample
+    weights are cast to the dtype of the module's floating-point parameters.
+
+    Parameters
+    ----------
+    model:
+        The torch module; `model(*inputs)` returns predictions.
+    loss:
+        Callable `loss(y_pred, y_true)` returning sample-wise loss values (a
+        tensor whose first axis is the batch one; other axes are averaged).
+        A torch loss module with a `reduction` attribute is copied and set to
+        `reduction="none"`.
+    """
+
+    def __init__(self, model: torch.nn.Module, loss: LossFn) -> None:
+        if not isinstance(model, torch.nn.Module):
+            raise TypeError(f"'model' must be a torch.nn.Module, not {type(model).__name__}.")
+        if not callable(loss):
+            raise TypeError(f"'loss' must be callable, not {type(loss).__name__}.")
+        if isinstance(loss, torch.nn.Module) and getattr(loss, "reduction", "none") != "none":
+            loss = copy.copy(loss)
+            loss.reduction = "none"  # type: ignore[assignment]
+        super().__init__(model)
+        self._model: torch.nn.Module = model
+        self._loss_fn = loss
+        self._params = list(model.named_parameters())
+        self._dtype = next(
+            (p.dtype for _, p in self._params if p.is_floating_point()), torch.get_default_dtype()
+        )
+        self._losses: list[torch.Tensor] = []
+        self._samplewise_fns: dict[bool, Callable[..., Any]] = {}
+        self._device = torch.device("cpu")
+        self.update_device_policy()
+
+    # -- properties and setup --------------------------------------------------------------------
+
+    @property
+    def device_policy(self) -> DevicePolicy:
+        if self._device.type == "cuda":
+            return DevicePolicy(gpu=True, idx=self._device.index)
+        return DevicePolicy(gpu=False, idx=None)
+
+    @property
+    def required_data_info(self) -> set[str]:
+        return set()
+
+    def initialize(self, data_info: dict[str, Any]) -> None:
+        """Do nothing: torch modules are built when instantiated."""
+
+    def update_device_policy(self, policy: DevicePolicy | None = None) -> None:
+        if policy is None:
+            policy = get_device_policy()
+        device = select_device(policy.gpu, policy.idx)
+        self._model.to(device)  # in place: parameter objects are kept
+        if isinstance(self._loss_fn, torch.nn.Module):
+            self._loss_fn.to(device)
+        self._device = device
+
+    # -- config ----------------------------------------------------------------------------------
+
+    def get_config(self) -> dict[str, Any]:
+        """Return a JSON-serializable config, holding the pickled module and loss.
+
+        The pickled parts are for local persistence only: `from_config` loads them
+        only with `allow_pickle=True`, and they must never be sent over the network.
+
+        Raises
+        ------
+        TypeError
+            If the module or the loss cannot be pickled (e.g. a lambda).
+        """
+        return {
+            "serialization": "pickle",
+            "model": _torch_dump_hex(self._model, "torch module"),
+            "loss": _torch_dump_hex(self._loss_fn, "loss function"),
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], allow_pickle: bool = False) -> Self:
+        """Rebuild a TorchModel from `get_config`'s output.
+
+        Parameters
+        ----------
+        config:
+            Output of `get_config`.
+        allow_pickle:
+            Must be True: the module and loss are pickled, and unpickling runs
+            arbitrary code. Only load configs you stored yourself.
+
+        Raises
+        ------
+        ValueError
+            If `allow_pickle` is False.
+        KeyError
+            If the config lacks the "model" or "loss" entries.
+        """
+        require_pickle_permission("torch module and loss", allow_pickle)
+        for key in ("model", "loss"):
+            if key not in config:
+                raise KeyError(f"TorchModel config lacks the '{key}' entry.")
+        policy = get_device_policy()
+        device = select_device(policy.gpu, policy.idx)
+        model = _torch_load_hex(config["model"], device)
+        loss = _torch_load_hex(config["loss"], device)
+        return cls(model, loss)
+
+    # -- weights ---------------------------------------------------------------------------------
+
+    def _trainable(self) -> list[tuple[str, torch.nn.Parameter]]:
+        return [(name, param) for name, param in self._params if param.requires_grad]
+
+    def get_weights(self, trainable: bool = False) -> TorchVector:
+        if trainable:
+            return TorchVector({n: p.detach().clone() for n, p in self._trainable()})
+        return TorchVector({n: t.detach().clone() for n, t in self._model.state_dict().items()})
+
+    def set_weights(self, weights: TorchVector, trainable: bool = False) -> None:
+        if trainable:
+            targets = dict(self._trainable())
+            context = "trainable weights"
+        else:
+            targets = self._model.state_dict(keep_vars=True)
+            context = "weights"
+        shapes = {name: tuple(tensor.shape) for name, tensor in targets.items()}
+        check_vector(weights, TorchVector, shapes, context, "TorchModel")
+        with torch.no_grad():
+            for name, tensor in targets.items():
+                tensor.copy_(weights.coefs[name])
+
+    # -- training --------------------------------------------------------------------------------
+
+    def compute_batch_gradients(self, batch: Batch, max_norm: float | None = None) -> TorchVector:
+        inputs, y_true, s_wght = self._unpack_batch(batch)
+        if not self._model.training:
+            self._model.train()
+        if max_norm is not None:
+            if max_norm <= 0:
+                raise ValueError(f"'max_norm' must be positive, not {max_norm!r}.")
+            return self._compute_clipped_gradients(inputs, y_true, s_wght, max_norm)
+        trainable = self._trainable()
+        for _, param in trainable:
+            param.grad = None
+        s_loss = _samplewise(self._loss_fn(self._model(*inputs), y_true))
+        loss = (s_loss * s_wght).mean() if s_wght is not None else s_loss.mean()
+        loss.backward()
+        self._losses.append(loss.detach())
+        grads = {}
+        for name, param in trainable:
+            grad = param.grad
+            param.grad = None  # hand the tensor over: no later backward writes into it
+            grads[name] = torch.zeros_like(param) if grad is None else grad
+        return TorchVector(grads)
+
+    def _compute_clipped_gradients(
+        self,
+        inputs: tuple[torch.Tensor, ...],
+        y_true: torch.Tensor | None,
+        s_wght: torch.Tensor | None,
+        max_norm: float,
+    ) -> TorchVector:
+        """Average sample-wise gradients, each clipped to an L2 norm of `max_norm`."""
+        trainable = dict(self._trainable())
+        frozen = {n: p.detach() for n, p in self._params if not p.requires_grad} | dict(
+            self._model.named_buffers()
+        )
+        params = {n: p.detach() for n, p in trainable.items()}
+        with_y = y_true is not None
+        grads_fn = self._samplewise_fns.get(with_y)
+        if grads_fn is None:
+            grads_fn = _samplewise_grads_fn(self._model, self._loss_fn, with_y)
+            self._samplewise_fns[with_y] = grads_fn
+        grads, s_loss = grads_fn(params, frozen, inputs, y_true)
+        with torch.no_grad():
+            n_samples = s_loss.shape[0]
+            sq_norms = sum(g.reshape(n_samples, -1).square().sum(dim=1) for g in grads.values())
+            scale = torch.clamp(max_norm / torch.sqrt(sq_norms), max=1.0)  # type: ignore[arg-type]
+            if s_wght is not None:
+                scale = scale * s_wght
+                s_loss = s_loss * s_wght
+            scale = scale / n_samples
+            out = {n: torch.tensordot(scale, g, dims=1) for n, g in grads.items()}
+            self._losses.append(s_loss.mean())
+        return TorchVector(out)
+
+    def apply_updates(self, updates: TorchVector) -> None:
+        trainable = self._trainable()
+        if not isinstance(updates, TorchVector):
+            raise TypeError(
+                f"TorchModel expects updates as a TorchVector, not {type(updates).__name__}."
+            )
+        coefs = updates.coefs
+        if len(coefs) != len(trainable) or any(name not in coefs for name, _ in trainable):
+            raise_on_names_mismatch(coefs, (n for n, _ in trainable), "updates")
+        params: list[torch.Tensor] = []
+        values: list[torch.Tensor] = []
+        for name, param in trainable:
+            value = coefs[name]
+            if value.shape != param.shape:
+                check_vector(
+                    updates,
+                    TorchVector,
+                    {n: tuple(p.shape) for n, p in trainable},
+                    "updates",
+                    "TorchModel",
+                )
+            if value.device != param.device:
+                value = value.to(param.device)
+            params.append(param)
+            values.append(value)
+        with torch.no_grad():
+            torch._foreach_add_(params, values)  # type: ignore[arg-type]
+
+    def collect_training_losses(self) -> list[float]:
+        losses, self._losses = self._losses, []
+        return [*self._loss_history, *(float(loss) for loss in losses)]
+
+    # -- inference -------------------------------------------------------------------------------
+
+    def compute_batch_predictions(
+        self, batch: Batch
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        y_true, s_wght = batch[1], batch[2]
+        if y_true is None:
+            raise TypeError("TorchModel.compute_batch_predictions needs a batch with y_true.")
+        inputs, _, _ = self._unpack_batch((batch[0], None, None))
+        training = self._model.training
+        self._model.eval()
+        try:
+            with torch.inference_mode():
+                y_pred = self._model(*inputs)
+        finally:
+            self._model.train(training)
+        return (
+            _to_numpy(y_true),
+            y_pred.detach().cpu().numpy(),
+            None if s_wght is None else _to_numpy(s_wght),
+        )
+
+    def loss_function(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            s_loss = self._loss_fn(self._tensor(y_pred), self._tensor(y_true))
+            return _samplewise(s_loss).cpu().numpy()
+
+    # -- internals -------------------------------------------------------------------------------
+
+    def _tensor(self, data: Any) -> torch.Tensor:
+        """Turn an array into a tensor on the model's device (zero-copy where possible)."""
+        if isinstance(data, torch.Tensor):
+            tensor = data
+        else:
+            array = np.asarray(data)
+            if not array.flags.writeable:
+                array = array.copy()
+            tensor = torch.from_numpy(array)
+        if tensor.is_floating_point() and tensor.dtype != self._dtype:
+            tensor = tensor.to(self._dtype)
+        if tensor.device != self._device:
+            tensor = tensor.to(self._device, non_blocking=True)
+        return tensor
+
+    def _unpack_batch(self, batch: Batch) -> TorchBatch:
+        inputs, y_true, s_wght = batch
+        if not isinstance(inputs, list | tuple):
+            inputs = (inputs,)
+        return (
+            tuple(self._tensor(x) for x in inputs),
+            None if y_true is None else self._tensor(y_true),
+            None if s_wght is None else self._tensor(s_wght),
+        )
+
+
+register_type(TorchModel, name="TorchModel", group="Model")
+
+
+def _to_numpy(data: Any) -> np.ndarray:
+    if isinstance(data, torch.Tensor):
+        return data.detach().cpu().numpy()  # type: ignore[no-any-return]
+    return np.asarray(data)
+
+
+def _torch_dump_hex(obj: Any, what: str) -> str:
+    with io.BytesIO() as buffer:
+        try:
+            torch.save(obj, buffer)
+        except (AttributeError, TypeError, RuntimeError) as exc:
+            raise TypeError(
+                f"Cannot serialize the {what} with pickle ({exc}); define it at module level "
+                "so that it is importable."
+            ) from exc
+        return buffer.getvalue().hex()
+
+
+def _torch_load_hex(data: str, device: torch.device) -> Any:
+    with io.BytesIO(bytes.fromhex(data)) as buffer:
+        return torch.load(buffer, map_location=device, weights_only=False)
+
+
+def _samplewise_grads_fn(
+    model: torch.nn.Module, loss_fn: LossFn, with_y: bool
+) -> Callable[..., tuple[dict[str, torch.Tensor], torch.Tensor]]:
+    """Build `f(params, frozen, inputs, y_true) -> (sample-wise grads, sample-wise losses)`."""
+
+    def sample_loss(
+        params: dict[str, torch.Tensor],
+        frozen: dict[str, torch.Tensor],
+        inputs: tuple[torch.Tensor, ...],
+        y_true: torch.Tensor | None,
+    ) -> torch.Tensor:
+        batched = tuple(x.unsqueeze(0) for x in inputs)
+        y_pred = torch.func.functional_call(model, (params, frozen), batched)
+        y_one = None if y_true is None else y_true.unsqueeze(0)
+        return _samplewise(loss_fn(y_pred, y_one)).sum()
+
+    grad_fn = torch.func.grad_and_value(sample_loss)
+    in_dims = (None, None, 0, 0 if with_y else None)
+    return torch.func.vmap(grad_fn, in_dims=in_dims, randomness="different")  # type: ignore[no-any-return]
