@@ -17,13 +17,12 @@ _TUPLE = "__tuple__"
 
 
 def _encode_array(array: np.ndarray) -> dict[str, Any]:
-    array = np.ascontiguousarray(array)
     if array.dtype.hasobject:
         raise TypeError("Object arrays cannot be serialized.")
     return {
         "dtype": array.dtype.str,
         "shape": list(array.shape),
-        "data": base64.b64encode(array.tobytes()).decode("ascii"),
+        "data": base64.b64encode(array.tobytes(order="C")).decode("ascii"),
     }
 
 

@@ -36,9 +36,9 @@ class TorchVector(Vector[torch.Tensor]):
 
     @classmethod
     def _from_numpy(cls, array: np.ndarray, like: torch.Tensor | None = None) -> torch.Tensor:
-        if not array.flags.writeable:
-            array = array.copy()  # torch requires writeable memory
-        tensor = torch.from_numpy(np.ascontiguousarray(array))
+        if not (array.flags.writeable and array.flags.c_contiguous):
+            array = array.copy()  # torch needs writeable memory; keeps 0-d shapes, unlike ascontiguousarray
+        tensor = torch.from_numpy(array)
         if like is not None:
             device = like.device
         else:
