@@ -1,0 +1,39 @@
+"""Flower integration: clients, strategies and apps for declearn-style federated optimization.
+
+This is the only subpackage of flwr_declearn that imports `flwr`.
+
+- `DeclearnClient`: a NumPyClient training any Model with the Optimizer
+  config sent by the server; its Optimizer state lives in `context.state`.
+- `DeclearnStrategy`: a Flower Strategy (legacy API) running the server
+  Optimizer on the FedOpt pseudo-gradient, with aux-var exchange.
+- `DeclearnMessageStrategy`: the same on Flower's Message API.
+- `make_client_app` / `make_server_app`: ClientApp and ServerApp factories.
+- `ModelEvaluator`: a server-side `evaluate_fn` for both strategies.
+- `TrainingConfig`, `EvaluationConfig`: what the server asks clients to do.
+- `wire`: the wire format of every structured payload.
+"""
+
+from flwr_declearn.flower import aggregation, wire
+from flwr_declearn.flower._evaluation import ModelEvaluator, evaluate_model
+from flwr_declearn.flower.apps import make_client_app, make_server_app
+from flwr_declearn.flower.client import STATE_KEY, DeclearnClient, FitOutput
+from flwr_declearn.flower.config import EvaluationConfig, TrainingConfig
+from flwr_declearn.flower.message_strategy import DeclearnMessageStrategy
+from flwr_declearn.flower.strategy import DeclearnStrategy, ServerEvaluateFn
+
+__all__ = [
+    "STATE_KEY",
+    "DeclearnClient",
+    "DeclearnMessageStrategy",
+    "DeclearnStrategy",
+    "EvaluationConfig",
+    "FitOutput",
+    "ModelEvaluator",
+    "ServerEvaluateFn",
+    "TrainingConfig",
+    "aggregation",
+    "evaluate_model",
+    "make_client_app",
+    "make_server_app",
+    "wire",
+]

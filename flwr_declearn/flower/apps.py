@@ -1,0 +1,167 @@
+"""Flower App factories: a ClientApp and a ServerApp built on flwr_declearn's bricks.
+
+`make_client_app(client_fn)` returns a `ClientApp` whose train and evaluate
+handlers run a `DeclearnClient`. It answers both Message API requests
+(`DeclearnMessageStrategy`, or Flower's own message strategies) and legacy
+requests (`DeclearnStrategy` through Flower's compatibility layer).
+
+`make_server_app(strategy_fn)` returns a `ServerApp` that builds a strategy
+from the run's Context and runs it: a `DeclearnMessageStrategy` through its
+`start` method, a `DeclearnStrategy` through Flower's legacy server loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from logging import INFO
+from typing import Any
+
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.client.message_handler.message_handler import handle_legacy_message_from_msgtype
+from flwr.clientapp import ClientApp
+from flwr.common import log
+from flwr.server import ServerAppComponents, ServerConfig
+from flwr.serverapp import Grid, ServerApp
+
+from flwr_declearn.flower import wire
+from flwr_declearn.flower._records import (
+    ARRAYS_KEY,
+    DECLEARN_KEY,
+    METRICS_KEY,
+    NUM_EXAMPLES_KEY,
+    arrays_to_record,
+    config_of,
+    get_record,
+    record_to_arrays,
+)
+from flwr_declearn.flower.client import DeclearnClient
+from flwr_declearn.flower.message_strategy import DeclearnMessageStrategy
+from flwr_declearn.flower.strategy import DeclearnStrategy
+
+__all__ = ["make_client_app", "make_server_app"]
+
+ClientFn = Callable[[Context], DeclearnClient]
+StrategyFn = Callable[[Context], DeclearnStrategy | DeclearnMessageStrategy]
+
+_LEGACY_KEYS = ("fitins.parameters", "evaluateins.parameters")
+
+
+def _is_legacy(message: Message) -> bool:
+    return any(key in message.content for key in _LEGACY_KEYS)
+
+
+def handle_train(client: DeclearnClient, message: Message) -> Message:
+    """Answer a Message API train request with `client` (see `_records` for the layout)."""
+    weights = client.weights_from_named(
+        record_to_arrays(get_record(message.content, ARRAYS_KEY, ArrayRecord))
+    )
+    out = client.train(weights, dict(config_of(message.content)))
+    metrics: dict[str, Any] = {NUM_EXAMPLES_KEY: out.num_examples}
+    aux = out.metrics.get(wire.KEY_AUX_VAR)
+    metrics.update(
+        {
+            key: val
+            for key, val in out.metrics.items()
+            if not key.startswith("declearn.")
+            and isinstance(val, int | float)
+            and not isinstance(val, bool)
+        }
+    )
+    content = RecordDict(
+        {
+            ARRAYS_KEY: arrays_to_record(out.weights.pack()),
+            METRICS_KEY: MetricRecord(metrics),
+        }
+    )
+    if isinstance(aux, bytes):
+        content[DECLEARN_KEY] = ConfigRecord({wire.KEY_AUX_VAR: aux})
+    return Message(content, reply_to=message)
+
+
+def handle_evaluate(client: DeclearnClient, message: Message) -> Message:
+    """Answer a Message API evaluate request with `client`."""
+    weights = client.weights_from_named(
+        record_to_arrays(get_record(message.content, ARRAYS_KEY, ArrayRecord))
+    )
+    _, n_samples, results = client.evaluate_weights(weights, dict(config_of(message.content)))
+    record = MetricRecord({NUM_EXAMPLES_KEY: n_samples, **results})
+    return Message(RecordDict({METRICS_KEY: record}), reply_to=message)
+
+
+def make_client_app(client_fn: ClientFn) -> ClientApp:
+    """Return a ClientApp running the `DeclearnClient` that `client_fn(context)` builds.
+
+    The client is rebuilt for every message (as Flower does); its Optimizer
+    state persists in `context.state`. Both Message API and legacy
+    (`DeclearnStrategy`) requests are served.
+    """
+    app = ClientApp()
+
+    @app.train()
+    def train(message: Message, context: Context) -> Message:
+        client = client_fn(context)
+        if _is_legacy(message):
+            return handle_legacy_message_from_msgtype(
+                lambda _: client.to_client(), message, context
+            )
+        return handle_train(client, message)
+
+    @app.evaluate()
+    def evaluate(message: Message, context: Context) -> Message:
+        client = client_fn(context)
+        if _is_legacy(message):
+            return handle_legacy_message_from_msgtype(
+                lambda _: client.to_client(), message, context
+            )
+        return handle_evaluate(client, message)
+
+    return app
+
+
+def make_server_app(
+    strategy_fn: StrategyFn,
+    *,
+    num_rounds: int | None = None,
+    round_timeout: float | None = None,
+) -> ServerApp:
+    """Return a ServerApp running the strategy that `strategy_fn(context)` builds.
+
+    Parameters
+    ----------
+    strategy_fn:
+        Builds a `DeclearnMessageStrategy` or a `DeclearnStrategy` from the
+        ServerApp's Context (e.g. reading `context.run_config`).
+    num_rounds:
+        Number of rounds; defaults to the run config's "num-server-rounds" (else 3).
+    round_timeout:
+        Seconds to wait for the clients' replies in each round (None: no limit
+        for the legacy strategy, one hour for the message strategy).
+    """
+    app = ServerApp()
+
+    @app.main()
+    def main(grid: Grid, context: Context) -> None:
+        strategy = strategy_fn(context)
+        rounds = num_rounds
+        if rounds is None:
+            rounds = int(context.run_config.get("num-server-rounds", 3))  # type: ignore[arg-type]
+        if isinstance(strategy, DeclearnMessageStrategy):
+            strategy.start(
+                grid,
+                num_rounds=rounds,
+                timeout=3600.0 if round_timeout is None else round_timeout,
+            )
+        elif isinstance(strategy, DeclearnStrategy):
+            components = ServerAppComponents(
+                strategy=strategy,
+                config=ServerConfig(num_rounds=rounds, round_timeout=round_timeout),
+            )
+            ServerApp(server_fn=lambda _: components)(grid, context)
+        else:
+            raise TypeError(
+                "strategy_fn must return a DeclearnMessageStrategy or a DeclearnStrategy, "
+                f"not {type(strategy).__name__}."
+            )
+        log(INFO, "flwr_declearn: finished %d round(s).", rounds)
+
+    return app
