@@ -213,7 +213,10 @@ class FederatedCore:
         if not valid:
             log(WARNING, "flwr_declearn: round %s: no valid client update.", server_round)
             return []
-        self._process_aux_var(valid)
+        valid = self._process_aux_var(server_round, valid)
+        if not valid:
+            log(WARNING, "flwr_declearn: round %s: no valid client update.", server_round)
+            return []
         counts = [upd.num_examples for upd in valid]
         clients = [upd.weights for upd in valid]
         trainable = self.model.trainable_names
@@ -252,13 +255,46 @@ class FederatedCore:
                 raise ValueError("aux-vars must be a dict of dicts {aux_name: {key: value}}")
         return _ValidUpdate(update.client_id, weights, int(count), aux, dict(update.metrics))
 
-    def _process_aux_var(self, valid: Sequence[_ValidUpdate]) -> None:
-        merged: dict[str, dict[str, Any]] = {}
+    def _process_aux_var(
+        self, server_round: int, valid: Sequence[_ValidUpdate]
+    ) -> list[_ValidUpdate]:
+        """Feed the clients' aux-vars to the server Optimizer; return the updates it accepted.
+
+        If the server Optimizer rejects the joint aux-vars, its state is
+        restored and each client's aux-vars are tried alone, to skip (and
+        log) the clients at fault before processing the others together.
+        """
+        merged = _merge_aux([upd for upd in valid])
+        if not merged:
+            return list(valid)
+        snapshot = self.server_optimizer.get_state()
+        try:
+            self.server_optimizer.process_aux_var(merged)
+            return list(valid)
+        except Exception:  # attributed to specific clients below, else re-raised
+            self.server_optimizer.set_state(snapshot)
+        good: list[_ValidUpdate] = []
         for upd in valid:
-            for aux_name, aux in upd.aux_var.items():
-                merged.setdefault(aux_name, {})[upd.client_id] = aux
+            try:
+                if upd.aux_var:
+                    self.server_optimizer.process_aux_var(_merge_aux([upd]))
+            except Exception as exc:  # any rejection of a client's aux-vars skips it
+                log(
+                    WARNING,
+                    "flwr_declearn: round %s: skipping the update of client %s: the server "
+                    "Optimizer rejected its aux-vars: %r",
+                    server_round,
+                    upd.client_id,
+                    exc,
+                )
+            else:
+                good.append(upd)
+            finally:
+                self.server_optimizer.set_state(snapshot)
+        merged = _merge_aux(good)
         if merged:
             self.server_optimizer.process_aux_var(merged)
+        return good
 
     # -- checkpointing ---------------------------------------------------------------------------
 
@@ -345,6 +381,15 @@ class FederatedCore:
         self.set_weights(weights)
         self.server_optimizer.set_state(from_jsonable(meta["server_optimizer"]["state"]))
         self.server_round = round_index
+
+
+def _merge_aux(updates: Sequence[_ValidUpdate]) -> dict[str, dict[str, Any]]:
+    """Regroup clients' `{aux_name: aux}` into `{aux_name: {client_id: aux}}`."""
+    merged: dict[str, dict[str, Any]] = {}
+    for upd in updates:
+        for aux_name, aux in upd.aux_var.items():
+            merged.setdefault(aux_name, {})[upd.client_id] = aux
+    return merged
 
 
 def build_core(
