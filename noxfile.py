@@ -28,10 +28,13 @@ def tests_core(session: nox.Session) -> None:
     session.install("-e", ".", "pytest", "hypothesis")
     for framework in ("torch", "tensorflow", "jax"):
         session.run(
-            "python", "-c",
-            f"import importlib.util, sys; sys.exit(importlib.util.find_spec('{framework}') is not None)",
+            "python",
+            "-c",
+            f"import importlib.util as u, sys; sys.exit(u.find_spec('{framework}') is not None)",
         )
-    session.run("python", "-c", "import flwr_declearn, flwr_declearn.optimizer, flwr_declearn.flower")
+    session.run(
+        "python", "-c", "import flwr_declearn, flwr_declearn.optimizer, flwr_declearn.flower"
+    )
     session.run("python", "-m", "pytest", *PYTEST_ARGS, "tests/core", *session.posargs)
 
 

@@ -66,9 +66,7 @@ class InMemoryDataset:
         self.s_wght = None if s_wght is None else np.asarray(s_wght)
         for name, arr in (("target", self.target), ("s_wght", self.s_wght)):
             if arr is not None and len(arr) != n_samples:
-                raise ValueError(
-                    f"'{name}' has {len(arr)} samples while 'data' has {n_samples}."
-                )
+                raise ValueError(f"'{name}' has {len(arr)} samples while 'data' has {n_samples}.")
         self.seed = seed
         self._rng = np.random.default_rng(seed)
 

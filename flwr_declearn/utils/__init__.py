@@ -14,17 +14,17 @@ from flwr_declearn.utils._registry import (
 
 __all__ = [
     "DevicePolicy",
-    "from_jsonable",
-    "json_dumps",
-    "json_loads",
-    "to_jsonable",
     "access_registered",
     "access_registration_info",
     "access_types_mapping",
     "build_from_spec",
     "create_types_registry",
+    "from_jsonable",
     "get_device_policy",
+    "json_dumps",
+    "json_loads",
     "register_type",
     "require",
     "set_device_policy",
+    "to_jsonable",
 ]

@@ -27,7 +27,9 @@ class DevicePolicy:
         if not isinstance(self.gpu, bool):
             raise TypeError(f"DevicePolicy.gpu must be a bool, not {type(self.gpu).__name__}.")
         if self.idx is not None and (not isinstance(self.idx, int) or self.idx < 0):
-            raise TypeError(f"DevicePolicy.idx must be None or a non-negative int, not {self.idx!r}.")
+            raise TypeError(
+                f"DevicePolicy.idx must be None or a non-negative int, not {self.idx!r}."
+            )
 
 
 _POLICY = DevicePolicy(gpu=False, idx=None)

@@ -147,7 +147,8 @@ def access_registered(name: str, group: str | None = None) -> type:
     registry = _REGISTRIES[group]
     if name not in registry:
         raise KeyError(
-            f"No '{group}' type registered under name '{name}'; registered names: {sorted(registry)}."
+            f"No '{group}' type registered under name '{name}'; "
+            f"registered names: {sorted(registry)}."
         )
     return registry[name]
 
@@ -201,6 +202,7 @@ def build_from_spec(spec: Any, group: str) -> Any:
     base = _BASES.get(group)
     if base is not None and isinstance(spec, base):
         return spec
+    config: Any
     if isinstance(spec, str):
         name, config = spec, {}
     elif isinstance(spec, list | tuple) and len(spec) == 2 and isinstance(spec[0], str):

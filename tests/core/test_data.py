@@ -54,9 +54,14 @@ def test_invalid_inputs_are_rejected_with_a_clear_error() -> None:
 
 def test_data_specs_describe_the_dataset() -> None:
     specs = make_dataset().get_data_specs()
-    assert specs == DataSpecs(n_samples=10, features_shape=(2,), classes=[0, 1, 2], data_type="float32")
+    assert specs == DataSpecs(
+        n_samples=10, features_shape=(2,), classes=[0, 1, 2], data_type="float32"
+    )
     assert specs.to_data_info() == {
-        "n_samples": 10, "features_shape": [2], "classes": [0, 1, 2], "data_type": "float32"
+        "n_samples": 10,
+        "features_shape": [2],
+        "classes": [0, 1, 2],
+        "data_type": "float32",
     }
 
 
@@ -66,7 +71,10 @@ def test_aggregate_data_info_sums_counts_unites_classes_and_checks_shapes() -> N
         {"n_samples": 5, "classes": [1, 2], "features_shape": (2,), "data_type": "float32"},
     ]
     assert aggregate_data_info(infos) == {
-        "n_samples": 15, "classes": [0, 1, 2], "features_shape": [2], "data_type": "float32"
+        "n_samples": 15,
+        "classes": [0, 1, 2],
+        "features_shape": [2],
+        "data_type": "float32",
     }
     assert aggregate_data_info(infos, {"features_shape"}) == {"features_shape": [2]}
 

@@ -19,13 +19,17 @@ leaves = (
     | st.integers(-(2**53), 2**53)
     | st.floats(allow_nan=False)
     | st.text(max_size=8)
-    | hnp.arrays(hnp.scalar_dtypes().filter(lambda d: d.kind in "biuf"), hnp.array_shapes(min_dims=0))
+    | hnp.arrays(
+        hnp.scalar_dtypes().filter(lambda d: d.kind in "biuf"), hnp.array_shapes(min_dims=0)
+    )
 )
 trees = st.recursive(
     leaves,
-    lambda children: st.lists(children, max_size=3)
-    | st.tuples(children, children)
-    | st.dictionaries(st.text(max_size=5), children, max_size=3),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.tuples(children, children)
+        | st.dictionaries(st.text(max_size=5), children, max_size=3)
+    ),
     max_leaves=10,
 )
 

@@ -203,9 +203,7 @@ class Vector(Generic[T], metaclass=ABCMeta):
             )
         if isinstance(self, other.compatible_vector_types):
             return None
-        raise TypeError(
-            f"Cannot combine a {type(self).__name__} with a {type(other).__name__}."
-        )
+        raise TypeError(f"Cannot combine a {type(self).__name__} with a {type(other).__name__}.")
 
     def _binary(self, other: Any, op: Callable[[Any, Any], Any], reflect: bool = False) -> Any:
         if isinstance(other, Vector):
@@ -270,8 +268,7 @@ class Vector(Generic[T], metaclass=ABCMeta):
         if self.coefs.keys() != coerced.coefs.keys():
             return False
         return all(
-            self._dtype(v) == coerced._dtype(coerced.coefs[k])
-            and self._equal(v, coerced.coefs[k])
+            self._dtype(v) == coerced._dtype(coerced.coefs[k]) and self._equal(v, coerced.coefs[k])
             for k, v in self.coefs.items()
         )
 

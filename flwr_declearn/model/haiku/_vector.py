@@ -64,11 +64,25 @@ class JaxNumpyVector(Vector[jax.Array]):
     def _dtype(value: jax.Array) -> str:
         return str(value.dtype)
 
-    _sign = staticmethod(jnp.sign)
-    _sqrt = staticmethod(jnp.sqrt)
-    _minimum = staticmethod(jnp.minimum)
-    _maximum = staticmethod(jnp.maximum)
-    _sum = staticmethod(jnp.sum)
+    @staticmethod
+    def _sign(value: jax.Array) -> jax.Array:
+        return jnp.sign(value)
+
+    @staticmethod
+    def _sqrt(value: jax.Array) -> jax.Array:
+        return jnp.sqrt(value)
+
+    @staticmethod
+    def _minimum(value: jax.Array, other: Any) -> jax.Array:
+        return jnp.minimum(value, other)
+
+    @staticmethod
+    def _maximum(value: jax.Array, other: Any) -> jax.Array:
+        return jnp.maximum(value, other)
+
+    @staticmethod
+    def _sum(value: jax.Array) -> jax.Array:
+        return jnp.sum(value)
 
     @staticmethod
     def _vdot(value: jax.Array, other: jax.Array) -> float:

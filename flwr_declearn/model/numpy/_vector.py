@@ -31,10 +31,21 @@ class NumpyVector(Vector[np.ndarray]):
     def _dtype(value: np.ndarray) -> str:
         return np.asarray(value).dtype.name
 
-    _sign = staticmethod(np.sign)
-    _sqrt = staticmethod(np.sqrt)
-    _minimum = staticmethod(np.minimum)
-    _maximum = staticmethod(np.maximum)
+    @staticmethod
+    def _sign(value: np.ndarray) -> np.ndarray:
+        return np.sign(value)
+
+    @staticmethod
+    def _sqrt(value: np.ndarray) -> np.ndarray:
+        return np.sqrt(value)
+
+    @staticmethod
+    def _minimum(value: np.ndarray, other: Any) -> np.ndarray:
+        return np.minimum(value, other)
+
+    @staticmethod
+    def _maximum(value: np.ndarray, other: Any) -> np.ndarray:
+        return np.maximum(value, other)
 
     @staticmethod
     def _sum(value: np.ndarray) -> np.ndarray:

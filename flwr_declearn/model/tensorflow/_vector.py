@@ -60,8 +60,13 @@ class TensorflowVector(Vector[tf.Tensor]):
     def _dtype(value: tf.Tensor) -> str:
         return str(value.dtype.name)
 
-    _sign = staticmethod(tf.sign)
-    _sqrt = staticmethod(tf.sqrt)
+    @staticmethod
+    def _sign(value: tf.Tensor) -> tf.Tensor:
+        return tf.sign(value)
+
+    @staticmethod
+    def _sqrt(value: tf.Tensor) -> tf.Tensor:
+        return tf.sqrt(value)
 
     @staticmethod
     def _minimum(value: tf.Tensor, other: Any) -> tf.Tensor:

@@ -37,7 +37,9 @@ class TorchVector(Vector[torch.Tensor]):
     @classmethod
     def _from_numpy(cls, array: np.ndarray, like: torch.Tensor | None = None) -> torch.Tensor:
         if not (array.flags.writeable and array.flags.c_contiguous):
-            array = array.copy()  # torch needs writeable memory; keeps 0-d shapes, unlike ascontiguousarray
+            array = (
+                array.copy()
+            )  # torch needs writeable memory; keeps 0-d shapes, unlike ascontiguousarray
         tensor = torch.from_numpy(array)
         if like is not None:
             device = like.device
@@ -54,8 +56,13 @@ class TorchVector(Vector[torch.Tensor]):
     def _dtype(value: torch.Tensor) -> str:
         return str(value.dtype).removeprefix("torch.")
 
-    _sign = staticmethod(torch.sign)
-    _sqrt = staticmethod(torch.sqrt)
+    @staticmethod
+    def _sign(value: torch.Tensor) -> torch.Tensor:
+        return torch.sign(value)
+
+    @staticmethod
+    def _sqrt(value: torch.Tensor) -> torch.Tensor:
+        return torch.sqrt(value)
 
     @staticmethod
     def _minimum(value: torch.Tensor, other: Any) -> torch.Tensor:
