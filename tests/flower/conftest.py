@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Self
 
 import numpy as np
@@ -351,3 +351,15 @@ def server_context(**run_config: Any) -> Context:
 @pytest.fixture
 def linear_model() -> LinearModel:
     return LinearModel(n_features=len(TRUE_KERNEL))
+
+
+@pytest.fixture(autouse=True)
+def server_task_identity() -> Iterator[None]:
+    """Set the identity that Flower's ServerApp runtime gives the server process."""
+    from flwr.common.constant import SUPERLINK_NODE_ID
+    from flwr.supercore.task_identity import TaskIdentity
+
+    saved = (TaskIdentity._task_id, TaskIdentity._run_id, TaskIdentity._node_id)
+    TaskIdentity.task_id, TaskIdentity.run_id, TaskIdentity.node_id = 1, 1, SUPERLINK_NODE_ID
+    yield
+    TaskIdentity._task_id, TaskIdentity._run_id, TaskIdentity._node_id = saved
