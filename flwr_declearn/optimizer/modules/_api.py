@@ -1,0 +1,129 @@
+"""`OptiModule`: plug-in gradients-transformation brick of an `Optimizer`."""
+
+from __future__ import annotations
+
+from abc import ABCMeta, abstractmethod
+from typing import Any, ClassVar, Self
+
+from flwr_declearn.model.api import Vector
+from flwr_declearn.utils import access_registered, create_types_registry, register_type
+
+__all__ = ["OptiModule"]
+
+
+@create_types_registry(name="OptiModule")
+class OptiModule(metaclass=ABCMeta):
+    """Plug-in algorithm that transforms gradients on their way to updates.
+
+    An `Optimizer` chains modules: each `run` takes the output of the
+    previous one. Learning rate and decoupled weight decay are applied by
+    the `Optimizer`, after all modules.
+
+    Client/server module pairs share information through auxiliary
+    variables, routed by their common `aux_name`:
+
+    - a client module's `collect_aux_var` returns a dict (or None), and
+      its `process_aux_var` receives the dict its server counterpart
+      emitted for that client;
+    - a server module's `collect_aux_var` returns None, one dict for all
+      clients, or a `PerClientAuxVar` (`{client_id: dict}`) for distinct
+      values; its `process_aux_var` receives `{client_id: client_dict}`.
+
+    Aux-var values may be Vectors, numpy arrays, numbers, strings, lists
+    and dicts (see `flwr_declearn.utils.to_jsonable`).
+
+    Subclasses are registered under their `name` in the "OptiModule" group,
+    unless declared with `register=False`.
+    """
+
+    name: ClassVar[str] = NotImplemented
+    """Unique name of the module type, used for registration and configs."""
+
+    aux_name: ClassVar[str | None] = None
+    """Name shared by a client/server pair of modules to route aux-vars."""
+
+    def __init_subclass__(cls, register: bool = True, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if register:
+            if not isinstance(cls.__dict__.get("name"), str):
+                raise TypeError(
+                    f"OptiModule subclass '{cls.__qualname__}' must define a str 'name' class "
+                    "attribute (or be declared with register=False)."
+                )
+            register_type(cls, name=cls.name, group="OptiModule")
+
+    @abstractmethod
+    def run(self, gradients: Vector) -> Vector:
+        """Transform input gradients and return a Vector with the same specs."""
+
+    def collect_aux_var(self) -> dict[str, Any] | None:
+        """Return aux-vars for the counterpart module (None: nothing to send)."""
+        return None
+
+    def process_aux_var(self, aux_var: dict[str, Any]) -> None:
+        """Process aux-vars emitted by the counterpart module.
+
+        Raises
+        ------
+        KeyError
+            If an expected aux-var is missing.
+        TypeError
+            If this module expects no aux-vars, or one has a wrong type.
+        """
+        raise TypeError(
+            f"OptiModule '{self.name}' does not expect auxiliary variables, "
+            f"but received {sorted(aux_var) if isinstance(aux_var, dict) else aux_var!r}."
+        )
+
+    def on_round_start(self) -> None:
+        """Hook called when a training round starts (no-op by default)."""
+        return None
+
+    def get_config(self) -> dict[str, Any]:
+        """Return the JSON-serializable keyword arguments that rebuild this module."""
+        return {}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Self:
+        """Build a module from its `get_config` output.
+
+        Raises
+        ------
+        TypeError
+            If `config` holds unexpected or lacks required parameters.
+        """
+        try:
+            return cls(**config)
+        except TypeError as exc:
+            raise TypeError(f"Invalid config for OptiModule '{cls.name}': {exc}") from exc
+
+    @staticmethod
+    def from_specs(name: str, config: dict[str, Any]) -> OptiModule:
+        """Build the module registered under `name` from its config dict.
+
+        Raises
+        ------
+        KeyError
+            If no OptiModule is registered under `name`.
+        """
+        cls = access_registered(name, group="OptiModule")
+        return cls.from_config(config)  # type: ignore[attr-defined, no-any-return]
+
+    def get_state(self) -> dict[str, Any]:
+        """Return the module's inner state (JSON-able via `to_jsonable`)."""
+        return {}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restore an inner state returned by `get_state`.
+
+        Raises
+        ------
+        KeyError
+            If an expected state variable is missing.
+        """
+        if state:
+            raise KeyError(f"OptiModule '{self.name}' has no state, but received {sorted(state)}.")
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"

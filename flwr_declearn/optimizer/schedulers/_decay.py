@@ -1,0 +1,160 @@
+"""Decay rules over steps (or rounds): exponential, inverse-scaling, linear, piecewise, polynomial.
+
+`t` below is the step index, or the round index if `step_level` is False.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from flwr_declearn.optimizer.schedulers._api import Scheduler
+
+__all__ = [
+    "ExponentialDecay",
+    "InverseScaling",
+    "LinearDecay",
+    "PiecewiseDecay",
+    "PolynomialDecay",
+]
+
+
+def _positive_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"'{name}' must be an int > 0, not {value!r}.")
+    return value
+
+
+class _RateDecay(Scheduler, register=False):
+    """Shared parameters of the rules driven by a `rate`."""
+
+    def __init__(self, base: float, rate: float, step_level: bool = True) -> None:
+        super().__init__(base)
+        self.rate = rate
+        self.step_level = bool(step_level)
+
+    def _index(self, step: int, round_: int) -> int:
+        return step if self.step_level else round_
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "rate": self.rate, "step_level": self.step_level}
+
+
+class ExponentialDecay(_RateDecay):
+    """`base * rate ** t`.
+
+    Parameters
+    ----------
+    base:
+        Initial value.
+    rate:
+        Factor applied after each step (or round).
+    step_level:
+        Whether `t` counts steps (else rounds).
+    """
+
+    name: ClassVar[str] = "exponential-decay"
+
+    def compute_value(self, step: int, round_: int) -> float:
+        return self.base * self.rate ** self._index(step, round_)
+
+
+class InverseScaling(_RateDecay):
+    """`base / (t + 1) ** rate`.
+
+    Parameters
+    ----------
+    base:
+        Initial value.
+    rate:
+        Power of the inverse time factor.
+    step_level:
+        Whether `t` counts steps (else rounds).
+    """
+
+    name: ClassVar[str] = "inverse-scaling"
+
+    def compute_value(self, step: int, round_: int) -> float:
+        return self.base / (self._index(step, round_) + 1) ** self.rate  # type: ignore[no-any-return]
+
+
+class LinearDecay(_RateDecay):
+    """`base * max(1 - rate * t, 0)`.
+
+    Parameters
+    ----------
+    base:
+        Initial value.
+    rate:
+        Share of `base` removed at each step (or round).
+    step_level:
+        Whether `t` counts steps (else rounds).
+    """
+
+    name: ClassVar[str] = "linear-decay"
+
+    def compute_value(self, step: int, round_: int) -> float:
+        return self.base * max(1 - self.rate * self._index(step, round_), 0)
+
+
+class PiecewiseDecay(_RateDecay):
+    """`base * rate ** (t // step_size)`: exponential decay by stairs.
+
+    Parameters
+    ----------
+    base:
+        Initial value.
+    rate:
+        Factor applied every `step_size` steps (or rounds).
+    step_size:
+        Length of each stair.
+    step_level:
+        Whether `t` counts steps (else rounds).
+    """
+
+    name: ClassVar[str] = "piecewise-decay"
+
+    def __init__(self, base: float, rate: float, step_size: int, step_level: bool = True) -> None:
+        super().__init__(base, rate, step_level)
+        self.step_size = _positive_int(step_size, "step_size")
+
+    def compute_value(self, step: int, round_: int) -> float:
+        return self.base * self.rate ** (self._index(step, round_) // self.step_size)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "step_size": self.step_size}
+
+
+class PolynomialDecay(Scheduler):
+    """`base * (1 - min(t / limit, 1)) ** power`: reaches 0 at `t = limit`.
+
+    Parameters
+    ----------
+    base:
+        Initial value.
+    power:
+        Power of the decay.
+    limit:
+        Number of steps (or rounds) after which the value is 0.
+    step_level:
+        Whether `t` counts steps (else rounds).
+    """
+
+    name: ClassVar[str] = "polynomial-decay"
+
+    def __init__(self, base: float, power: int, limit: int, step_level: bool = True) -> None:
+        super().__init__(base)
+        self.power = power
+        self.limit = _positive_int(limit, "limit")
+        self.step_level = bool(step_level)
+
+    def compute_value(self, step: int, round_: int) -> float:
+        index = step if self.step_level else round_
+        return self.base * (1 - min(index / self.limit, 1)) ** self.power  # type: ignore[no-any-return]
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "power": self.power,
+            "limit": self.limit,
+            "step_level": self.step_level,
+        }
