@@ -42,7 +42,7 @@ def tests_core(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """Static checks with ruff."""
     session.install("ruff")
-    session.run("ruff", "check", "flwr_declearn", "tests", "benchmarks", "examples", "noxfile.py")
+    session.run("ruff", "check", ".")
 
 
 @nox.session
