@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from flwr_declearn.model.api import Vector
-
 from flwr_declearn.model.numpy import NumpyVector
 
 __all__ = [
@@ -93,4 +92,3 @@ def assert_close(actual: Any, expected: Any, rtol: float = RTOL) -> None:
         assert a.shape == e.shape, key
         scale = float(np.max(np.abs(e))) if e.size else 0.0
         np.testing.assert_allclose(a, e, rtol=rtol, atol=rtol * 1e-6 * scale, err_msg=key)
-

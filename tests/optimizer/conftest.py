@@ -1,4 +1,4 @@
-"""Optimizer tests: import declearn (the oracle) once, without its dependencies' deprecation noise."""
+"""Optimizer tests: import the declearn oracle once, silencing its dependencies' deprecations."""
 
 from __future__ import annotations
 
@@ -8,5 +8,5 @@ import warnings
 if importlib.util.find_spec("declearn") is not None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        import declearn.model.sklearn  # noqa: F401
+        import declearn.model.sklearn
         import declearn.optimizer  # noqa: F401
