@@ -13,10 +13,11 @@ a given SuperNode (Flower's `GridClientProxy` sets `cid = str(node_id)`).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from logging import INFO, WARNING
 from pathlib import Path
 from typing import Any
@@ -116,13 +117,21 @@ class FederatedCore:
         self.eval_config = eval_config
         self.server_round = 0
         """Index of the last round whose results were aggregated."""
+        optim_bytes = wire.encode(client_optimizer)
+        train_bytes = wire.encode(train_config.to_dict())
         self._static_fit: dict[str, Scalar] = {
-            wire.KEY_OPTIMIZER: wire.encode(client_optimizer),
-            wire.KEY_TRAIN_CONFIG: wire.encode(train_config.to_dict()),
+            wire.KEY_OPTIMIZER: optim_bytes,
+            wire.KEY_TRAIN_CONFIG: train_bytes,
         }
-        self._static_eval: dict[str, Scalar] = {
-            wire.KEY_EVAL_CONFIG: wire.encode(eval_config.to_dict()),
-        }
+        digest = hashlib.sha256(len(optim_bytes).to_bytes(8, "little") + optim_bytes)
+        digest.update(train_bytes)
+        self.config_id = digest.digest()[:8]
+        """Id of the client configs, sent every round (the configs only when needed)."""
+        self._synced: set[str] = set()  # clients known to hold the configs
+        self._pending: set[str] = set()  # clients configured for the ongoing round
+        self._static_eval: dict[str, Scalar] = {}
+        if eval_config != EvaluationConfig():
+            self._static_eval[wire.KEY_EVAL_CONFIG] = wire.encode(eval_config.to_dict())
 
     # -- global weights --------------------------------------------------------------------------
 
@@ -170,17 +179,35 @@ class FederatedCore:
     def fit_configs(
         self, server_round: int, client_ids: Sequence[str]
     ) -> dict[str, dict[str, Scalar]]:
-        """Return a distinct fit config per client, carrying that client's aux-vars."""
+        """Return a distinct fit config per client, carrying that client's aux-vars.
+
+        Every config holds the round index and the id of the client configs;
+        the Optimizer and training configs themselves go only to clients not
+        known to hold them (first participation, or failure since).
+        """
         aux = self.server_optimizer.collect_aux_var()
         per_client = Optimizer.split_server_aux_var(aux, list(client_ids)) if aux else {}
+        self._pending = set(client_ids)
         configs: dict[str, dict[str, Scalar]] = {}
         for cid in client_ids:
-            config: dict[str, Scalar] = {wire.KEY_ROUND: int(server_round), **self._static_fit}
+            config: dict[str, Scalar] = {
+                wire.KEY_ROUND: int(server_round),
+                wire.KEY_CONFIG_ID: self.config_id,
+            }
+            if cid not in self._synced:
+                config.update(self._static_fit)
             payload = per_client.get(cid)
             if payload:
                 config[wire.KEY_AUX_VAR] = wire.encode(payload)
             configs[cid] = config
         return configs
+
+    def note_responses(self, client_ids: Iterable[str]) -> None:
+        """Record which configured clients answered the round (the others get configs again)."""
+        answered = set(client_ids)
+        self._synced |= answered & self._pending
+        self._synced -= self._pending - answered
+        self._pending = set()
 
     def evaluate_config(self, server_round: int) -> dict[str, Scalar]:
         """Return a (new) evaluation config dict."""
@@ -381,6 +408,7 @@ class FederatedCore:
         self.set_weights(weights)
         self.server_optimizer.set_state(from_jsonable(meta["server_optimizer"]["state"]))
         self.server_round = round_index
+        self._synced = set()
 
 
 def _merge_aux(updates: Sequence[_ValidUpdate]) -> dict[str, dict[str, Any]]:

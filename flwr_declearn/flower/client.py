@@ -167,8 +167,9 @@ class DeclearnClient(NumPyClient):
             given) or holds an invalid payload.
         """
         self.model.set_weights(weights)
-        optimizer = self._build_optimizer(config)
-        train_config = self._train_config(config)
+        round_configs = self._round_configs(config)
+        optimizer = self._build_optimizer(_decode_dict(round_configs, wire.KEY_OPTIMIZER))
+        train_config = TrainingConfig.from_dict(_decode_dict(round_configs, wire.KEY_TRAIN_CONFIG))
         if wire.KEY_AUX_VAR in config:
             aux = wire.decode(_as_bytes(config, wire.KEY_AUX_VAR), self.vector_type)
             if not isinstance(aux, dict):
@@ -178,7 +179,7 @@ class DeclearnClient(NumPyClient):
         n_steps = self._run_local_training(optimizer, train_config)
         losses = self.model.collect_training_losses()
         aux_out = {key: val for key, val in optimizer.collect_aux_var().items() if val is not None}
-        self._save_optimizer(optimizer)
+        self._save_state(optimizer, round_configs)
         metrics: dict[str, Scalar] = {
             "train_loss": float(np.mean(losses)) if losses else float("nan"),
             "n_steps": n_steps,
@@ -194,25 +195,66 @@ class DeclearnClient(NumPyClient):
         self.model.set_weights(weights)
         eval_config = EvaluationConfig()
         if wire.KEY_EVAL_CONFIG in config:
-            eval_config = EvaluationConfig.from_dict(
-                _decode_dict(config, wire.KEY_EVAL_CONFIG, "evaluation config")
-            )
+            eval_config = EvaluationConfig.from_dict(_decode_dict(config, wire.KEY_EVAL_CONFIG))
         dataset = self.valid_data if self.valid_data is not None else self.train_data
         results = evaluate_model(self.model, dataset, self._metric_specs, eval_config.batch_size)
         return float(results["loss"]), len(dataset), results
 
     # -- internals -------------------------------------------------------------------------------
 
-    def _build_optimizer(self, config: Mapping[str, Any]) -> Optimizer:
+    def _round_configs(self, config: Mapping[str, Any]) -> dict[str, bytes]:
+        """Return this round's wire-encoded Optimizer and training configs.
+
+        `DeclearnStrategy` sends both configs to a client once, then only their
+        id (`wire.KEY_CONFIG_ID`): the client keeps them in `context.state`.
+        Without an id (plain Flower strategies), configs sent with the round
+        are used, else the client's fallbacks.
+
+        Raises
+        ------
+        ValueError
+            If the server refers to configs this client does not hold (lost
+            state: the server resends them to clients that fail), or no
+            Optimizer config is available at all.
+        """
+        configs: dict[str, bytes] = {}
+        if wire.KEY_CONFIG_ID in config:
+            configs[wire.KEY_CONFIG_ID] = _as_bytes(config, wire.KEY_CONFIG_ID)
+            if wire.KEY_OPTIMIZER in config and wire.KEY_TRAIN_CONFIG in config:
+                for key in (wire.KEY_OPTIMIZER, wire.KEY_TRAIN_CONFIG):
+                    configs[key] = _as_bytes(config, key)
+                return configs
+            record = self._state.get(STATE_KEY)
+            if (
+                isinstance(record, ConfigRecord)
+                and record.get(wire.KEY_CONFIG_ID) == configs[wire.KEY_CONFIG_ID]
+            ):
+                for key in (wire.KEY_OPTIMIZER, wire.KEY_TRAIN_CONFIG):
+                    configs[key] = _as_bytes(record, key)
+                return configs
+            raise ValueError(
+                "The server refers to configs this client does not hold (id "
+                f"{configs[wire.KEY_CONFIG_ID].hex()}): its Context state was lost or is stale. "
+                "The server sends them again to clients that fail a round."
+            )
         if wire.KEY_OPTIMIZER in config:
-            optim_config = _decode_dict(config, wire.KEY_OPTIMIZER, "optimizer config")
+            configs[wire.KEY_OPTIMIZER] = _as_bytes(config, wire.KEY_OPTIMIZER)
         elif self._fallback_optimizer is not None:
-            optim_config = dict(self._fallback_optimizer)
+            configs[wire.KEY_OPTIMIZER] = wire.encode(dict(self._fallback_optimizer))
         else:
             raise ValueError(
                 f"The fit config holds no '{wire.KEY_OPTIMIZER}' entry and this client has no "
                 "fallback optimizer: use DeclearnStrategy, or pass `optimizer=` to the client."
             )
+        if wire.KEY_TRAIN_CONFIG in config:
+            configs[wire.KEY_TRAIN_CONFIG] = _as_bytes(config, wire.KEY_TRAIN_CONFIG)
+        else:
+            fallback = self._fallback_train or TrainingConfig()
+            configs[wire.KEY_TRAIN_CONFIG] = wire.encode(fallback.to_dict())
+        return configs
+
+    def _build_optimizer(self, optim_config: dict[str, Any]) -> Optimizer:
+        """Build the Optimizer and restore its state from the Context, if compatible."""
         optimizer = Optimizer.from_config(optim_config)
         record = self._state.get(STATE_KEY)
         if isinstance(record, ConfigRecord) and _STATE_OPTIM in record:
@@ -228,20 +270,15 @@ class DeclearnClient(NumPyClient):
                 )
         return optimizer
 
-    def _save_optimizer(self, optimizer: Optimizer) -> None:
-        self._state[STATE_KEY] = ConfigRecord(
-            {
-                _STATE_CONFIG: wire.encode(optimizer.get_config()),
-                _STATE_OPTIM: wire.encode(optimizer.get_state()),
-            }
-        )
-
-    def _train_config(self, config: Mapping[str, Any]) -> TrainingConfig:
-        if wire.KEY_TRAIN_CONFIG in config:
-            return TrainingConfig.from_dict(
-                _decode_dict(config, wire.KEY_TRAIN_CONFIG, "training config")
-            )
-        return self._fallback_train if self._fallback_train is not None else TrainingConfig()
+    def _save_state(self, optimizer: Optimizer, round_configs: Mapping[str, bytes]) -> None:
+        """Store the Optimizer state and the server's configs in the Context."""
+        record: dict[str, bytes] = {
+            _STATE_CONFIG: wire.encode(optimizer.get_config()),
+            _STATE_OPTIM: wire.encode(optimizer.get_state()),
+        }
+        if wire.KEY_CONFIG_ID in round_configs:
+            record.update(round_configs)
+        self._state[STATE_KEY] = ConfigRecord(record)  # type: ignore[arg-type]
 
     def _run_local_training(self, optimizer: Optimizer, config: TrainingConfig) -> int:
         """Run the epochs or steps of `config`; return the number of steps taken."""
@@ -281,10 +318,10 @@ def _as_bytes(config: Mapping[str, Any], key: str) -> bytes:
     return value
 
 
-def _decode_dict(config: Mapping[str, Any], key: str, what: str) -> dict[str, Any]:
+def _decode_dict(config: Mapping[str, Any], key: str) -> dict[str, Any]:
     value = wire.decode(_as_bytes(config, key))
     if not isinstance(value, dict):
-        raise ValueError(f"The {what} ('{key}') must be a dict, not {type(value).__name__}.")
+        raise ValueError(f"Config entry '{key}' must encode a dict, not {type(value).__name__}.")
     return value
 
 

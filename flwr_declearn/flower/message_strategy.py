@@ -204,6 +204,10 @@ class DeclearnMessageStrategy(Strategy):
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
         """Validate the replies, run the server Optimizer, return new weights and metrics."""
         rnd = self._round_offset + server_round
+        replies = list(replies)
+        self.core.note_responses(
+            str(msg.metadata.src_node_id) for msg in replies if not msg.has_error()
+        )
         updates: list[ClientUpdate] = []
         for msg in replies:
             cid = str(msg.metadata.src_node_id)

@@ -220,6 +220,7 @@ class DeclearnStrategy(Strategy):
         """Validate the results, run the server Optimizer, return new weights and metrics."""
         rnd = self._round(server_round)
         _log_failures(rnd, failures)
+        self.core.note_responses(proxy.cid for proxy, _ in results)
         if not results:
             return None, {}
         if failures and not self.accept_failures:

@@ -45,6 +45,7 @@ from flwr_declearn.model.numpy import NumpyVector
 __all__ = [
     "ALLOWED_DTYPES",
     "KEY_AUX_VAR",
+    "KEY_CONFIG_ID",
     "KEY_EVAL_CONFIG",
     "KEY_OPTIMIZER",
     "KEY_ROUND",
@@ -88,6 +89,9 @@ KEY_OPTIMIZER = "declearn.optimizer"
 """Server -> client: wire-encoded client Optimizer config."""
 KEY_TRAIN_CONFIG = "declearn.train"
 """Server -> client: wire-encoded training config (batch size, epochs or steps...)."""
+KEY_CONFIG_ID = "declearn.config_id"
+"""Server -> client: id (bytes) of the Optimizer and training configs; the configs
+themselves are only sent to clients not known to hold them."""
 KEY_EVAL_CONFIG = "declearn.evaluate"
 """Server -> client: wire-encoded evaluation config."""
 KEY_AUX_VAR = "declearn.aux_var"

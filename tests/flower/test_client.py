@@ -270,3 +270,19 @@ def test_fit_round_trips_through_flowers_numpy_client_wrapper(data: InMemoryData
     res = client.fit(FitIns(params, fit_config(Optimizer(0.05), n_steps=3)))
     assert res.num_examples == 40 and res.metrics["n_steps"] == 3
     assert [a.shape for a in parameters_to_ndarrays(res.parameters)] == [(1,), (3, 1)]
+
+
+def test_configs_referenced_by_id_are_read_from_the_context(data: InMemoryDataset) -> None:
+    context = make_context(4)
+    start = weights_of(LinearModel(3))
+    full = {**fit_config(Optimizer(0.05), n_steps=3), wire.KEY_CONFIG_ID: b"id-1"}
+    _, _, first = DeclearnClient(LinearModel(3), data, context).fit(start, full)
+    by_id = {wire.KEY_CONFIG_ID: b"id-1"}
+    _, _, second = DeclearnClient(LinearModel(3), data, _roundtrip_context(context)).fit(
+        start, by_id
+    )
+    assert first["n_steps"] == second["n_steps"] == 3
+    with pytest.raises(ValueError, match=r"does not hold \(id 69642d32\)"):
+        DeclearnClient(LinearModel(3), data, context).fit(start, {wire.KEY_CONFIG_ID: b"id-2"})
+    with pytest.raises(ValueError, match="does not hold"):
+        DeclearnClient(LinearModel(3), data, make_context(5)).fit(start, by_id)

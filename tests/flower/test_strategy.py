@@ -498,3 +498,64 @@ def test_constructor_validates_its_arguments() -> None:
     )
     assert strategy.core.trainable_names == ["w"]
     assert isinstance(strategy.core.model.get_weights(), NumpyVector)
+
+
+# -- config delivery ------------------------------------------------------------------------------
+
+
+def manual_round(
+    strategy: DeclearnStrategy, manager: SimpleClientManager, rnd: int
+) -> tuple[list[Any], list[Any]]:
+    """One fit round driven by hand; client exceptions become failures, as in Flower's Server."""
+    instructions = strategy.configure_fit(rnd, strategy.global_parameters(), manager)
+    results, failures = [], []
+    for proxy, ins in instructions:
+        try:
+            results.append((proxy, proxy.fit(ins, None, None)))
+        except ValueError as exc:
+            failures.append(exc)
+    strategy.aggregate_fit(rnd, results, failures)
+    return instructions, failures
+
+
+def test_configs_are_sent_once_per_client_then_only_their_id() -> None:
+    strategy = make_strategy()
+    manager = SimpleClientManager()
+    proxy_list = proxies()
+    for proxy in proxy_list:
+        manager.register(proxy)
+    first, _ = manual_round(strategy, manager, 1)
+    second, failures = manual_round(strategy, manager, 2)
+    assert not failures
+    for _, ins in first:
+        assert wire.KEY_OPTIMIZER in ins.config and wire.KEY_TRAIN_CONFIG in ins.config
+        assert ins.config[wire.KEY_CONFIG_ID] == strategy.core.config_id
+    for _, ins in second:
+        assert wire.KEY_OPTIMIZER not in ins.config and wire.KEY_TRAIN_CONFIG not in ins.config
+        assert ins.config[wire.KEY_CONFIG_ID] == strategy.core.config_id
+    overhead = sum(len(k) + len(v) for k, v in second[0][1].config.items() if isinstance(v, bytes))
+    assert overhead < 40  # steady-state downlink cost of the configs, in bytes
+
+
+def test_a_client_that_lost_its_state_fails_once_then_gets_the_configs_again() -> None:
+    from flwr.app import RecordDict
+
+    strategy = make_strategy(min_fit_clients=2)
+    manager = SimpleClientManager()
+    proxy_list = proxies()
+    for proxy in proxy_list:
+        manager.register(proxy)
+    manual_round(strategy, manager, 1)
+    proxy_list[1].context.state = RecordDict()  # e.g. its SuperNode restarted
+    _, failures = manual_round(strategy, manager, 2)
+    assert len(failures) == 1 and "does not hold" in str(failures[0])
+    third, failures = manual_round(strategy, manager, 3)
+    assert not failures
+    resent = {proxy.cid for proxy, ins in third if wire.KEY_OPTIMIZER in ins.config}
+    assert resent == {"2"}
+
+
+def test_default_evaluation_settings_are_not_sent() -> None:
+    assert wire.KEY_EVAL_CONFIG not in make_strategy().core.evaluate_config(1)
+    custom = make_strategy(eval_config={"batch_size": 7})
+    assert wire.decode(custom.core.evaluate_config(1)[wire.KEY_EVAL_CONFIG]) == {"batch_size": 7}
