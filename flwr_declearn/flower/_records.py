@@ -2,7 +2,8 @@
 
 Train request (server -> client): `RecordDict({"arrays": ArrayRecord, "config": ConfigRecord})`
 where the ArrayRecord maps weight names to arrays and the ConfigRecord holds
-the `wire.KEY_*` entries (bytes payloads) next to any user config.
+the `wire.KEY_*` entries (round index, config id, and the bytes payloads:
+client configs on a client's first round, its aux-vars) next to any user config.
 
 Train reply: `RecordDict({"arrays": ArrayRecord, "metrics": MetricRecord,
 "declearn": ConfigRecord})`: new named weights; "num-examples" and training

@@ -19,6 +19,7 @@ from typing import Any
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.client.message_handler.message_handler import handle_legacy_message_from_msgtype
 from flwr.clientapp import ClientApp
+from flwr.clientapp.typing import Mod
 from flwr.common import log
 from flwr.server import ServerAppComponents, ServerConfig
 from flwr.serverapp import Grid, ServerApp
@@ -88,14 +89,22 @@ def handle_evaluate(client: DeclearnClient, message: Message) -> Message:
     return Message(RecordDict({METRICS_KEY: record}), reply_to=message)
 
 
-def make_client_app(client_fn: ClientFn) -> ClientApp:
+def make_client_app(client_fn: ClientFn, *, mods: list[Mod] | None = None) -> ClientApp:
     """Return a ClientApp running the `DeclearnClient` that `client_fn(context)` builds.
 
     The client is rebuilt for every message (as Flower does); its Optimizer
     state persists in `context.state`. Both Message API and legacy
     (`DeclearnStrategy`) requests are served.
+
+    Parameters
+    ----------
+    client_fn:
+        Builds the client from the node's Context (e.g. loading the partition
+        `context.node_config["partition-id"]`).
+    mods:
+        Optional Flower mods applied to every message.
     """
-    app = ClientApp()
+    app = ClientApp(mods=mods)
 
     @app.train()
     def train(message: Message, context: Context) -> Message:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from logging import WARNING
 from typing import Any
@@ -26,6 +27,7 @@ _STATE_CONFIG = "optimizer_config"
 _STATE_OPTIM = "optimizer_state"
 
 
+@dataclasses.dataclass
 class FitOutput:
     """Result of a local training round (see `DeclearnClient.train`).
 
@@ -36,16 +38,13 @@ class FitOutput:
     num_examples:
         Aggregation weight: the number of training samples.
     metrics:
-        Scalar metrics, including the wire-encoded aux-vars under
-        `wire.KEY_AUX_VAR` when the Optimizer emitted any.
+        Scalar metrics ("train_loss", "n_steps"), plus the wire-encoded
+        aux-vars under `wire.KEY_AUX_VAR` when the Optimizer emitted any.
     """
 
-    __slots__ = ("metrics", "num_examples", "weights")
-
-    def __init__(self, weights: Vector, num_examples: int, metrics: dict[str, Scalar]) -> None:
-        self.weights = weights
-        self.num_examples = num_examples
-        self.metrics = metrics
+    weights: Vector
+    num_examples: int
+    metrics: dict[str, Scalar]
 
 
 class DeclearnClient(NumPyClient):

@@ -57,6 +57,11 @@ class DeclearnStrategy(Strategy):
     Client ids are Flower's `ClientProxy.cid` (`str(node_id)` under the
     SuperLink and the simulation engine), stable across rounds.
 
+    The client Optimizer and training configs travel to a client with its
+    first round only; later rounds carry their 8-byte id, and the client
+    reads them back from its `context.state`. A client that fails a round
+    (e.g. it lost its state) gets them again in its next round.
+
     Weights travel as NDArrays in sorted-name order (`wire.weight_names`).
 
     Parameters
