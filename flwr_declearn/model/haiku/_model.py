@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable, Mapping
 from random import SystemRandom
@@ -97,11 +98,9 @@ class HaikuModel(Model[JaxNumpyVector]):
         self._dtype: Any = None
         self._data_info: dict[str, Any] = {}
         self._losses: list[jax.Array] = []
-        self._grads_fn = jax.jit(self._grads_and_loss)
-        self._clipped_fn = jax.jit(self._clipped_grads_and_loss)
-        self._add_fn = jax.jit(_add_trees)
-        self._predict_fn = jax.jit(self._predict)
-        self._loss_jit = jax.jit(lambda y_pred, y_true: _samplewise(self._loss_fn(y_pred, y_true)))
+        # Static arguments of the module-level jitted functions: instances built
+        # from the same functions share their compiled code.
+        self._fns = (_static(model), _static(loss))
 
     # -- properties and setup --------------------------------------------------------------------
 
@@ -130,7 +129,7 @@ class HaikuModel(Model[JaxNumpyVector]):
             np.zeros((1, *info["features_shape"]), dtype=info["data_type"]), self._device
         )
         self._rng, key = jax.random.split(self._rng)
-        params = jax.jit(self._model.init)(key, inputs)
+        params = _init(self._fns[0], key, inputs)
         flat = {
             f"{layer}:{name}": value
             for layer, weights in params.items()
@@ -300,75 +299,24 @@ class HaikuModel(Model[JaxNumpyVector]):
         self._require_initialized()
         inputs, y_true, s_wght = self._unpack_batch(batch)
         if max_norm is None:
-            grads, loss, self._rng = self._grads_fn(
-                self._train, self._fixed, self._rng, inputs, y_true, s_wght
+            grads, loss, self._rng = _grads_and_loss(
+                *self._fns, self._train, self._fixed, self._rng, inputs, y_true, s_wght
             )
         else:
             if max_norm <= 0:
                 raise ValueError(f"'max_norm' must be positive, not {max_norm!r}.")
-            grads, loss, self._rng = self._clipped_fn(
-                self._train, self._fixed, self._rng, inputs, y_true, s_wght, float(max_norm)
+            grads, loss, self._rng = _clipped_grads_and_loss(
+                *self._fns,
+                self._train,
+                self._fixed,
+                self._rng,
+                inputs,
+                y_true,
+                s_wght,
+                float(max_norm),
             )
         self._losses.append(loss)
         return JaxNumpyVector({name: grads[name] for name in self._trainable})
-
-    def _grads_and_loss(
-        self,
-        train: Params,
-        fixed: Params,
-        rng: jax.Array,
-        inputs: tuple[jax.Array, ...],
-        y_true: jax.Array | None,
-        s_wght: jax.Array | None,
-    ) -> tuple[Params, jax.Array, jax.Array]:
-        """Batch-averaged gradients and loss (jit-compiled)."""
-        rng, key = jax.random.split(rng)
-
-        def batch_loss(train: Params) -> jax.Array:
-            y_pred = self._model.apply(_nest(train | fixed), key, *inputs)
-            s_loss = _samplewise(self._loss_fn(y_pred, y_true))  # type: ignore[arg-type]
-            if s_wght is not None:
-                s_loss = s_loss * s_wght
-            return jnp.mean(s_loss)
-
-        loss, grads = jax.value_and_grad(batch_loss)(train)
-        return grads, loss, rng
-
-    def _clipped_grads_and_loss(
-        self,
-        train: Params,
-        fixed: Params,
-        rng: jax.Array,
-        inputs: tuple[jax.Array, ...],
-        y_true: jax.Array | None,
-        s_wght: jax.Array | None,
-        max_norm: float,
-    ) -> tuple[Params, jax.Array, jax.Array]:
-        """Average of sample-wise gradients clipped to `max_norm` L2 norm (jit-compiled)."""
-        rng, key = jax.random.split(rng)
-        n_samples = inputs[0].shape[0]
-        keys = jax.random.split(key, n_samples)
-
-        def sample_loss(
-            train: Params, key: jax.Array, inputs: tuple[jax.Array, ...], y_true: jax.Array | None
-        ) -> jax.Array:
-            batched = tuple(x[None] for x in inputs)
-            y_pred = self._model.apply(_nest(train | fixed), key, *batched)
-            y_one = None if y_true is None else y_true[None]
-            return jnp.sum(_samplewise(self._loss_fn(y_pred, y_one)))  # type: ignore[arg-type]
-
-        grad_fn = jax.vmap(jax.value_and_grad(sample_loss), in_axes=(None, 0, 0, 0))
-        s_loss, grads = grad_fn(train, keys, inputs, y_true)
-        sq_norms = sum(
-            jnp.sum(jnp.square(g.reshape(n_samples, -1)), axis=1) for g in grads.values()
-        )
-        scale = jnp.minimum(1.0, max_norm / jnp.sqrt(sq_norms))
-        if s_wght is not None:
-            scale = scale * s_wght
-            s_loss = s_loss * s_wght
-        scale = scale / n_samples
-        out = {k: jnp.tensordot(scale.astype(g.dtype), g, axes=1) for k, g in grads.items()}
-        return out, jnp.mean(s_loss), rng
 
     def apply_updates(self, updates: JaxNumpyVector) -> None:
         if not isinstance(updates, JaxNumpyVector):
@@ -382,19 +330,13 @@ class HaikuModel(Model[JaxNumpyVector]):
             if coefs[name].shape != value.shape:
                 shapes = {k: tuple(v.shape) for k, v in self._train.items()}
                 check_vector(updates, JaxNumpyVector, shapes, "updates", "HaikuModel")
-        self._train = self._add_fn(self._train, coefs)
+        self._train = _add_trees(self._train, coefs)
 
     def collect_training_losses(self) -> list[float]:
         losses, self._losses = self._losses, []
         return [*self._loss_history, *(float(loss) for loss in losses)]
 
     # -- inference -------------------------------------------------------------------------------
-
-    def _predict(
-        self, train: Params, fixed: Params, rng: jax.Array, inputs: tuple[jax.Array, ...]
-    ) -> tuple[jax.Array, jax.Array]:
-        rng, key = jax.random.split(rng)
-        return self._model.apply(_nest(train | fixed), key, *inputs), rng
 
     def compute_batch_predictions(
         self, batch: Batch
@@ -404,7 +346,7 @@ class HaikuModel(Model[JaxNumpyVector]):
         if y_true is None:
             raise TypeError("HaikuModel.compute_batch_predictions needs a batch with y_true.")
         inputs, _, _ = self._unpack_batch((batch[0], None, None))
-        y_pred, self._rng = self._predict_fn(self._train, self._fixed, self._rng, inputs)
+        y_pred, self._rng = _predict(self._fns[0], self._train, self._fixed, self._rng, inputs)
         return (
             np.asarray(y_true),
             np.asarray(y_pred),
@@ -412,7 +354,7 @@ class HaikuModel(Model[JaxNumpyVector]):
         )
 
     def loss_function(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
-        s_loss = self._loss_jit(self._array(y_pred), self._array(y_true))
+        s_loss = _sample_losses(self._fns[1], self._array(y_pred), self._array(y_true))
         return np.asarray(s_loss)
 
     # -- internals -------------------------------------------------------------------------------
@@ -442,6 +384,116 @@ class HaikuModel(Model[JaxNumpyVector]):
 register_type(HaikuModel, name="HaikuModel", group="Model")
 
 
+class _ById:
+    """Hashable stand-in for an unhashable function (compared by identity)."""
+
+    def __init__(self, func: Callable[..., Any]) -> None:
+        self.func = func
+
+    def __call__(self, *args: Any) -> Any:
+        return self.func(*args)
+
+
+def _static(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Return `func` if hashable (a valid jit static argument), else a `_ById` wrapper."""
+    try:
+        hash(func)
+    except TypeError:
+        return _ById(func)
+    return func
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _init(model_fn: Callable[..., jax.Array], key: jax.Array, inputs: jax.Array) -> Any:
+    return hk.transform(model_fn).init(key, inputs)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _predict(
+    model_fn: Callable[..., jax.Array],
+    train: Params,
+    fixed: Params,
+    rng: jax.Array,
+    inputs: tuple[jax.Array, ...],
+) -> tuple[jax.Array, jax.Array]:
+    rng, key = jax.random.split(rng)
+    return hk.transform(model_fn).apply(_nest(train | fixed), key, *inputs), rng
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _sample_losses(loss_fn: LossFn, y_pred: jax.Array, y_true: jax.Array) -> jax.Array:
+    return _samplewise(loss_fn(y_pred, y_true))
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _grads_and_loss(
+    model_fn: Callable[..., jax.Array],
+    loss_fn: LossFn,
+    train: Params,
+    fixed: Params,
+    rng: jax.Array,
+    inputs: tuple[jax.Array, ...],
+    y_true: jax.Array | None,
+    s_wght: jax.Array | None,
+) -> tuple[Params, jax.Array, jax.Array]:
+    """Batch-averaged gradients and loss; also return the next PRNG key."""
+    rng, key = jax.random.split(rng)
+    apply = hk.transform(model_fn).apply
+
+    def batch_loss(train: Params) -> jax.Array:
+        y_pred = apply(_nest(train | fixed), key, *inputs)
+        s_loss = _samplewise(loss_fn(y_pred, y_true))  # type: ignore[arg-type]
+        if s_wght is not None:
+            s_loss = s_loss * s_wght
+        return jnp.mean(s_loss)
+
+    loss, grads = jax.value_and_grad(batch_loss)(train)
+    return grads, loss, rng
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _clipped_grads_and_loss(
+    model_fn: Callable[..., jax.Array],
+    loss_fn: LossFn,
+    train: Params,
+    fixed: Params,
+    rng: jax.Array,
+    inputs: tuple[jax.Array, ...],
+    y_true: jax.Array | None,
+    s_wght: jax.Array | None,
+    max_norm: float,
+) -> tuple[Params, jax.Array, jax.Array]:
+    """Average of sample-wise gradients, each clipped to an L2 norm of `max_norm`.
+
+    Sample-wise gradients come from `jax.vmap`, each sample with its own key.
+    Also return the (weighted) batch loss and the next PRNG key.
+    """
+    rng, key = jax.random.split(rng)
+    apply = hk.transform(model_fn).apply
+    n_samples = inputs[0].shape[0]
+    keys = jax.random.split(key, n_samples)
+
+    def sample_loss(
+        train: Params, key: jax.Array, inputs: tuple[jax.Array, ...], y_true: jax.Array | None
+    ) -> jax.Array:
+        batched = tuple(x[None] for x in inputs)
+        y_pred = apply(_nest(train | fixed), key, *batched)
+        y_one = None if y_true is None else y_true[None]
+        return jnp.sum(_samplewise(loss_fn(y_pred, y_one)))  # type: ignore[arg-type]
+
+    grad_fn = jax.vmap(jax.value_and_grad(sample_loss), in_axes=(None, 0, 0, 0))
+    s_loss, grads = grad_fn(train, keys, inputs, y_true)
+    sq_norms = sum(jnp.sum(jnp.square(g.reshape(n_samples, -1)), axis=1) for g in grads.values())
+    scale = jnp.minimum(1.0, max_norm / jnp.sqrt(sq_norms))
+    if s_wght is not None:
+        scale = scale * s_wght
+        s_loss = s_loss * s_wght
+    scale = scale / n_samples
+    out = {k: jnp.tensordot(scale.astype(g.dtype), g, axes=1) for k, g in grads.items()}
+    return out, jnp.mean(s_loss), rng
+
+
+@jax.jit
 def _add_trees(params: Params, updates: Params) -> Params:
     """Add updates to weights, keeping the weights' dtypes."""
     return {k: (v + updates[k]).astype(v.dtype) for k, v in params.items()}

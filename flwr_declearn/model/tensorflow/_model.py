@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import copy
 import re
+from collections.abc import Callable
 from typing import Any, Self
 
 import keras
@@ -56,17 +56,29 @@ def _weight_names(model: keras.Layer) -> list[str]:
     return out
 
 
-def _build_loss(loss: LossSpec) -> keras.losses.Loss:
-    """Return a Keras Loss that outputs sample-wise values (reduction="none")."""
+class _SampleWiseLoss(keras.losses.Loss):
+    """Keras Loss running `fn(y_true, y_pred)` without reduction."""
+
+    def __init__(self, fn: Callable[[Any, Any], Any], name: str | None, dtype: Any) -> None:
+        super().__init__(name=name, reduction="none", dtype=dtype)
+        self.fn = fn
+
+    def call(self, y_true: Any, y_pred: Any) -> Any:
+        return self.fn(y_true, y_pred)
+
+
+def _build_loss(loss: LossSpec, dtype: str | None = None) -> tuple[Any, keras.losses.Loss]:
+    """Return `(spec, sample_wise_loss)`: what to serialize, and a Loss to compute with.
+
+    The Loss has `reduction="none"` and the dtype of `loss` (or `dtype` if
+    given); the user's object is left untouched.
+    """
     if isinstance(loss, str):
         loss = keras.losses.get(loss)
     if isinstance(loss, keras.losses.Loss):
-        if loss.reduction not in (None, "none"):
-            loss = copy.copy(loss)
-            loss.reduction = "none"
-        return loss
+        return loss, _SampleWiseLoss(loss.call, loss.name, dtype or loss.dtype)
     if callable(loss):
-        return keras.losses.LossFunctionWrapper(loss, reduction="none")
+        return loss, _SampleWiseLoss(loss, getattr(loss, "__name__", None), dtype)
     raise TypeError(f"'loss' must be a Keras Loss, a loss name or a function, not {loss!r}.")
 
 
@@ -118,7 +130,7 @@ class TensorflowModel(Model[TensorflowVector]):
             model = keras.Sequential([model])
         super().__init__(model)
         self._model: keras.Model = model
-        self._loss = _build_loss(loss)
+        self._loss_spec, self._loss = _build_loss(loss)
         self._losses: list[tf.Tensor] = []
         policy = get_device_policy()
         self._device = select_device(policy.gpu, policy.idx)
@@ -194,7 +206,8 @@ class TensorflowModel(Model[TensorflowVector]):
         return {
             "serialization": "keras",
             "model": keras.saving.serialize_keras_object(self._model),
-            "loss": keras.saving.serialize_keras_object(self._loss),
+            "loss": keras.saving.serialize_keras_object(self._loss_spec),
+            "loss_dtype": self._loss.dtype,
         }
 
     @classmethod
@@ -224,7 +237,10 @@ class TensorflowModel(Model[TensorflowVector]):
             safe = not allow_pickle
             model = keras.saving.deserialize_keras_object(config["model"], safe_mode=safe)
             loss = keras.saving.deserialize_keras_object(config["loss"], safe_mode=safe)
-        return cls(model, loss)
+        out = cls(model, loss)
+        if config.get("loss_dtype"):
+            out._loss_spec, out._loss = _build_loss(loss, config["loss_dtype"])
+        return out
 
     # -- weights ---------------------------------------------------------------------------------
 
