@@ -128,6 +128,7 @@ class FederatedCore:
         self.config_id = digest.digest()[:8]
         """Id of the client configs, sent every round (the configs only when needed)."""
         self._synced: set[str] = set()  # clients known to hold the configs
+        self._always_send: set[str] = set()  # clients that failed after receiving them
         self._pending: set[str] = set()  # clients configured for the ongoing round
         self._static_eval: dict[str, Scalar] = {}
         if eval_config != EvaluationConfig():
@@ -194,7 +195,7 @@ class FederatedCore:
                 wire.KEY_ROUND: int(server_round),
                 wire.KEY_CONFIG_ID: self.config_id,
             }
-            if cid not in self._synced:
+            if cid not in self._synced or cid in self._always_send:
                 config.update(self._static_fit)
             payload = per_client.get(cid)
             if payload:
@@ -203,10 +204,17 @@ class FederatedCore:
         return configs
 
     def note_responses(self, client_ids: Iterable[str]) -> None:
-        """Record which configured clients answered the round (the others get configs again)."""
+        """Record which configured clients answered the round.
+
+        Clients that did not answer get the configs again in their next
+        round; those that already held them (and so may not keep a state,
+        e.g. a client built without a persistent Context) get them in every
+        later round, at a cost of a few hundred bytes.
+        """
         answered = set(client_ids)
-        self._synced |= answered & self._pending
-        self._synced -= self._pending - answered
+        failed = self._pending - answered
+        self._always_send |= failed & self._synced
+        self._synced = (self._synced | (answered & self._pending)) - failed
         self._pending = set()
 
     def evaluate_config(self, server_round: int) -> dict[str, Scalar]:

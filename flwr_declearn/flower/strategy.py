@@ -60,7 +60,8 @@ class DeclearnStrategy(Strategy):
     The client Optimizer and training configs travel to a client with its
     first round only; later rounds carry their 8-byte id, and the client
     reads them back from its `context.state`. A client that fails a round
-    (e.g. it lost its state) gets them again in its next round.
+    (e.g. it lost its state) gets them again in its next round, and in every
+    round after that if it had already received them once.
 
     Weights travel as NDArrays in sorted-name order (`wire.weight_names`).
 

@@ -537,7 +537,7 @@ def test_configs_are_sent_once_per_client_then_only_their_id() -> None:
     assert overhead < 40  # steady-state downlink cost of the configs, in bytes
 
 
-def test_a_client_that_lost_its_state_fails_once_then_gets_the_configs_again() -> None:
+def test_a_client_that_lost_its_state_fails_once_then_always_gets_the_configs() -> None:
     from flwr.app import RecordDict
 
     strategy = make_strategy(min_fit_clients=2)
@@ -549,13 +549,31 @@ def test_a_client_that_lost_its_state_fails_once_then_gets_the_configs_again() -
     proxy_list[1].context.state = RecordDict()  # e.g. its SuperNode restarted
     _, failures = manual_round(strategy, manager, 2)
     assert len(failures) == 1 and "does not hold" in str(failures[0])
-    third, failures = manual_round(strategy, manager, 3)
-    assert not failures
-    resent = {proxy.cid for proxy, ins in third if wire.KEY_OPTIMIZER in ins.config}
-    assert resent == {"2"}
+    for rnd in (3, 4):  # from now on, client 2 gets the configs every round
+        instructions, failures = manual_round(strategy, manager, rnd)
+        assert not failures
+        resent = {proxy.cid for proxy, ins in instructions if wire.KEY_OPTIMIZER in ins.config}
+        assert resent == {"2"}
 
 
 def test_default_evaluation_settings_are_not_sent() -> None:
     assert wire.KEY_EVAL_CONFIG not in make_strategy().core.evaluate_config(1)
     custom = make_strategy(eval_config={"batch_size": 7})
     assert wire.decode(custom.core.evaluate_config(1)[wire.KEY_EVAL_CONFIG]) == {"batch_size": 7}
+
+
+def test_clients_without_persistent_context_lose_a_single_round() -> None:
+    def stateless_fn(index: int) -> Any:
+        def client_fn(context: Any) -> DeclearnClient:
+            data = regression_data(20 + 10 * index, seed=index)
+            return DeclearnClient(LinearModel(3, dtype="float32"), data)  # no Context
+
+        return client_fn
+
+    strategy = make_strategy(fraction_evaluate=0.0)
+    stateless = [
+        LocalClientProxy(str(i + 1), stateless_fn(i), make_context(i + 1)) for i in range(3)
+    ]
+    history = run_legacy(strategy, stateless, num_rounds=4)
+    trained = [rnd for rnd, _ in history.metrics_distributed_fit["train_loss"]]
+    assert trained == [1, 3, 4]  # round 2 failed everywhere: configs referenced by id only
