@@ -195,3 +195,37 @@ def test_scaffold_with_server_adam_on_torch_models_learns_and_keeps_client_state
         c_i = state["modules"][0][1]["state"]
         assert isinstance(c_i, TorchVector)  # a torch client decodes into torch tensors
         assert sorted(c_i.coefs) == sorted(n for n, _ in template.named_parameters())
+
+
+@pytest.mark.gpu
+def test_a_gpu_client_trains_on_gpu_and_keeps_its_scaffold_state_there(
+    template: torch.nn.Module, digits: list[tuple[np.ndarray, np.ndarray]]
+) -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    from flwr_declearn.utils import get_device_policy, set_device_policy
+
+    previous = get_device_policy()
+    set_device_policy(gpu=True)
+    try:
+        context = make_context(1)
+        client = DeclearnClient(torch_model(template), InMemoryDataset(*digits[0]), context)
+        assert client.model.device_policy.gpu
+        state = NumpyVector({n: np.full(s, 0.01, d) for n, (s, d) in client.specs.items()})
+        config = {
+            wire.KEY_OPTIMIZER: wire.encode(
+                Optimizer(LRATE, modules=["scaffold-client"]).get_config()
+            ),
+            wire.KEY_TRAIN_CONFIG: wire.encode({"batch_size": BATCH, "n_steps": STEPS}),
+            wire.KEY_AUX_VAR: wire.encode({"scaffold": {"state": state}}),
+        }
+        start = wire.vector_to_ndarrays(client.model.get_weights())
+        new, _, metrics = client.fit(start, config)
+        assert all(isinstance(arr, np.ndarray) for arr in new)
+        delta = wire.decode(metrics[wire.KEY_AUX_VAR])["scaffold"]["delta"]
+        assert isinstance(delta, NumpyVector)  # what the server sees
+        saved = wire.decode(context.state["declearn.client"]["optimizer_state"], TorchVector)
+        c_i = saved["modules"][0][1]["state"]
+        assert all(t.device.type == "cuda" for t in c_i.coefs.values())
+    finally:
+        set_device_policy(gpu=previous.gpu, idx=previous.idx)
