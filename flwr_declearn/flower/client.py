@@ -51,12 +51,16 @@ class DeclearnClient(NumPyClient):
     """Flower client running declearn-style local optimization.
 
     In each round, `fit` loads the global weights, (re)builds the client
-    Optimizer from the config the server sends (`wire.KEY_OPTIMIZER`),
-    restores its state from `context.state`, processes the server's
-    aux-vars, trains for the epochs or steps of the training config, saves
-    the Optimizer state back to `context.state` and returns the new weights
-    with the aux-vars for the server. Flower rebuilds clients for every
-    message, so nothing else survives between rounds.
+    Optimizer from the config the server sent (kept in `context.state` after
+    the client's first round), restores the Optimizer state from
+    `context.state`, processes the server's aux-vars, trains for the epochs
+    or steps of the training config, saves the Optimizer state back to
+    `context.state` and returns the new weights, the number of training
+    samples and metrics: "train_loss" (mean batch loss), "n_steps" and the
+    wire-encoded aux-vars for the server (`wire.KEY_AUX_VAR`, bytes).
+    Flower rebuilds clients for every message, so nothing else survives
+    between rounds: in particular, a dataset rebuilt by `client_fn` with a
+    fixed seed shuffles its samples the same way every round.
 
     Weights travel as NDArrays in sorted-name order (see `wire.weight_names`).
 
