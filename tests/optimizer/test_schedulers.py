@@ -63,7 +63,7 @@ def _declearn(name: str, config: dict[str, Any]) -> Any:
 
 
 def _trace(scheduler: Any) -> list[float]:
-    rates = []
+    rates: list[float] = []
     for length in ROUND_LENGTHS:
         scheduler.on_round_start()
         rates.extend(scheduler.get_next_rate() for _ in range(length))
