@@ -28,6 +28,7 @@ __all__ = [
     "clip_by_global_norm",
     "clip_by_norm",
     "ewma",
+    "scale",
     "yogi_ewma",
     "zeros_like",
 ]
@@ -43,6 +44,10 @@ class GenericKernels:
             for key, val in vec.coefs.items()
         }
         return type(vec)(coefs)
+
+    @staticmethod
+    def scale(vec: Vector, factor: float) -> Vector:
+        return vec * factor
 
     @staticmethod
     def ewma(state: Vector, x: Vector, beta: float) -> Vector:
@@ -119,6 +124,11 @@ def _kernels(vec: Vector) -> Any:
 def zeros_like(vec: Vector) -> Vector:
     """Return zeros with the specs and device placement of `vec`."""
     return _kernels(vec).zeros_like(vec)  # type: ignore[no-any-return]
+
+
+def scale(vec: Vector, factor: float) -> Vector:
+    """Return `factor * vec`."""
+    return _kernels(vec).scale(vec, factor)  # type: ignore[no-any-return]
 
 
 def ewma(state: Vector, x: Vector, beta: float) -> Vector:

@@ -9,7 +9,7 @@ from typing import Any, Self
 from flwr_declearn.data import Batch
 from flwr_declearn.model.api import Model, Vector
 from flwr_declearn.optimizer._aux import merge_client_aux_var, split_server_aux_var
-from flwr_declearn.optimizer._kernels import axpy
+from flwr_declearn.optimizer._kernels import axpy, scale
 from flwr_declearn.optimizer.modules import OptiModule
 from flwr_declearn.optimizer.regularizers import Regularizer
 from flwr_declearn.optimizer.schedulers import ConstantScheduler, Scheduler
@@ -124,7 +124,7 @@ class Optimizer:
                 gradients = regularizer.run(gradients, weights)
         for module in self.modules:
             gradients = module.run(gradients)
-        updates = gradients * -lrate
+        updates = scale(gradients, -lrate)
         if wrate:
             updates = axpy(-wrate, weights, updates)  # type: ignore[arg-type]
         return updates
