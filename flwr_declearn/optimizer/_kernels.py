@@ -24,14 +24,31 @@ __all__ = [
     "adaptive_scale",
     "add_noise",
     "add_squared",
+    "aligned",
     "axpy",
     "clip_by_global_norm",
     "clip_by_norm",
     "ewma",
+    "ewma_squared",
     "scale",
+    "square",
     "yogi_ewma",
     "zeros_like",
 ]
+
+
+def aligned(vec: Vector, *others: Any) -> bool:
+    """Whether `others` are Vectors of `vec`'s type with the same names, shapes and dtypes."""
+    coefs = vec.coefs
+    for other in others:
+        if type(other) is not type(vec) or coefs.keys() != other.coefs.keys():
+            return False
+        ocoefs = other.coefs
+        for key, val in coefs.items():
+            oth = ocoefs[key]
+            if val.shape != oth.shape or val.dtype != oth.dtype:
+                return False
+    return True
 
 
 class GenericKernels:
@@ -50,8 +67,16 @@ class GenericKernels:
         return vec * factor
 
     @staticmethod
+    def square(vec: Vector) -> Vector:
+        return vec * vec
+
+    @staticmethod
     def ewma(state: Vector, x: Vector, beta: float) -> Vector:
         return state * beta + x * (1.0 - beta)
+
+    @staticmethod
+    def ewma_squared(state: Vector, x: Vector, beta: float) -> Vector:
+        return state * beta + (x * x) * (1.0 - beta)
 
     @staticmethod
     def axpy(alpha: float, x: Vector, y: Vector) -> Vector:
@@ -101,6 +126,8 @@ class GenericKernels:
 
 _FAST_KERNELS: dict[str, str] = {
     "TorchVector": "flwr_declearn.optimizer._kernels_torch",
+    "JaxNumpyVector": "flwr_declearn.optimizer._kernels_jax",
+    "TensorflowVector": "flwr_declearn.optimizer._kernels_tensorflow",
 }
 """Vector type name -> module exposing a `Kernels` class for that type."""
 
@@ -131,9 +158,19 @@ def scale(vec: Vector, factor: float) -> Vector:
     return _kernels(vec).scale(vec, factor)  # type: ignore[no-any-return]
 
 
+def square(vec: Vector) -> Vector:
+    """Return `vec ** 2`."""
+    return _kernels(vec).square(vec)  # type: ignore[no-any-return]
+
+
 def ewma(state: Vector, x: Vector, beta: float) -> Vector:
     """Return `beta * state + (1 - beta) * x`."""
     return _kernels(state).ewma(state, x, beta)  # type: ignore[no-any-return]
+
+
+def ewma_squared(state: Vector, x: Vector, beta: float) -> Vector:
+    """Return `beta * state + (1 - beta) * x ** 2`."""
+    return _kernels(state).ewma_squared(state, x, beta)  # type: ignore[no-any-return]
 
 
 def axpy(alpha: float, x: Vector, y: Vector) -> Vector:

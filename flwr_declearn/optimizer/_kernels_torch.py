@@ -59,10 +59,24 @@ class Kernels(GenericKernels):
         return _wrap(vec, torch._foreach_mul(_values(vec), factor))
 
     @staticmethod
+    def square(vec: TorchVector) -> TorchVector:  # type: ignore[override]
+        values = _values(vec)
+        return _wrap(vec, torch._foreach_mul(values, values))
+
+    @staticmethod
     def ewma(state: TorchVector, x: TorchVector, beta: float) -> TorchVector:  # type: ignore[override]
         if not _aligned(state, x):
             return GenericKernels.ewma(state, x, beta)  # type: ignore[return-value]
         return _wrap(state, torch._foreach_lerp(_values(state), _values(x), 1.0 - beta))
+
+    @staticmethod
+    def ewma_squared(state: TorchVector, x: TorchVector, beta: float) -> TorchVector:  # type: ignore[override]
+        if not _aligned(state, x):
+            return GenericKernels.ewma_squared(state, x, beta)  # type: ignore[return-value]
+        xvals = _values(x)
+        out = torch._foreach_mul(_values(state), beta)
+        torch._foreach_addcmul_(out, xvals, xvals, value=1.0 - beta)
+        return _wrap(state, out)
 
     @staticmethod
     def axpy(alpha: float, x: TorchVector, y: TorchVector) -> TorchVector:  # type: ignore[override]

@@ -14,6 +14,8 @@ from flwr_declearn.optimizer._kernels import (
     adaptive_scale,
     add_squared,
     ewma,
+    ewma_squared,
+    square,
     yogi_ewma,
     zeros_like,
 )
@@ -100,7 +102,7 @@ class RMSPropModule(OptiModule):
     def run(self, gradients: Vector) -> Vector:
         if self.state is None:
             self.state = zeros_like(gradients)
-        self.state = ewma(self.state, gradients * gradients, self.beta)
+        self.state = ewma_squared(self.state, gradients, self.beta)
         return adaptive_scale(gradients, self.state, self.eps)
 
     def on_round_start(self) -> None:
@@ -169,9 +171,9 @@ class AdamModule(OptiModule):
         self.velocity: Vector | None = None
         self.vmax: Vector | None = None
 
-    def _update_velocity(self, velocity: Vector, squared: Vector) -> Vector:
-        """Return `v_t` from `v_{t-1}` and `g_t ** 2`."""
-        return ewma(velocity, squared, self.beta_2)
+    def _update_velocity(self, velocity: Vector, gradients: Vector) -> Vector:
+        """Return `v_t` from `v_{t-1}` and `g_t`."""
+        return ewma_squared(velocity, gradients, self.beta_2)
 
     def run(self, gradients: Vector) -> Vector:
         if self.momentum is None:
@@ -180,7 +182,7 @@ class AdamModule(OptiModule):
             self.velocity = zeros_like(gradients)
         self.steps += 1
         self.momentum = ewma(self.momentum, gradients, self.beta_1)
-        self.velocity = self._update_velocity(self.velocity, gradients * gradients)
+        self.velocity = self._update_velocity(self.velocity, gradients)
         bias_1 = 1.0 - self.beta_1**self.steps
         bias_2 = 1.0 - self.beta_2**self.steps
         if not self.amsgrad:
@@ -239,5 +241,5 @@ class YogiModule(AdamModule):
 
     name: ClassVar[str] = "yogi"
 
-    def _update_velocity(self, velocity: Vector, squared: Vector) -> Vector:
-        return yogi_ewma(velocity, squared, self.beta_2)
+    def _update_velocity(self, velocity: Vector, gradients: Vector) -> Vector:
+        return yogi_ewma(velocity, square(gradients), self.beta_2)

@@ -1,0 +1,182 @@
+"""Kernels compiled once per Vector layout, for frameworks with a graph compiler (jax, tensorflow).
+
+Eager jax and tensorflow pay a dispatch per array operation, so a formula on
+a many-array Vector costs dozens of dispatches. Here each kernel is one
+compiled function over the whole dict of arrays (`jax.jit`, `tf.function`):
+one dispatch per formula, and fused arithmetic where the compiler can.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from flwr_declearn.model.api import Vector
+from flwr_declearn.optimizer._kernels import GenericKernels, aligned
+
+__all__ = ["ArrayOps", "CompiledKernels", "build_formulas"]
+
+Arrays = dict[str, Any]
+
+
+class ArrayOps(Protocol):
+    """Array primitives used by the formulas (framework-specific)."""
+
+    def sqrt(self, a: Any) -> Any: ...
+    def sign(self, a: Any) -> Any: ...
+    def maximum(self, a: Any, b: Any) -> Any: ...
+    def sum_squares(self, a: Any) -> Any: ...
+    def cast(self, scalar: Any, like: Any) -> Any:
+        """Return a scalar usable in arithmetic with `like` (keeping `like`'s dtype)."""
+        ...
+
+
+def build_formulas(ops: ArrayOps) -> dict[str, Callable[..., Arrays]]:
+    """Return the dict-of-arrays version of each kernel, to be compiled."""
+
+    def scale(vec: Arrays, factor: Any) -> Arrays:
+        return {k: a * ops.cast(factor, a) for k, a in vec.items()}
+
+    def square(vec: Arrays) -> Arrays:
+        return {k: a * a for k, a in vec.items()}
+
+    def ewma(state: Arrays, x: Arrays, beta: Any) -> Arrays:
+        return {k: s * ops.cast(beta, s) + x[k] * ops.cast(1.0 - beta, s) for k, s in state.items()}
+
+    def ewma_squared(state: Arrays, x: Arrays, beta: Any) -> Arrays:
+        return {
+            k: s * ops.cast(beta, s) + (x[k] * x[k]) * ops.cast(1.0 - beta, s)
+            for k, s in state.items()
+        }
+
+    def axpy(alpha: Any, x: Arrays, y: Arrays) -> Arrays:
+        return {k: a * ops.cast(alpha, a) + y[k] for k, a in x.items()}
+
+    def yogi_ewma(state: Arrays, x: Arrays, beta: Any) -> Arrays:
+        return {
+            k: s - ops.sign(s - x[k]) * x[k] * ops.cast(1.0 - beta, s) for k, s in state.items()
+        }
+
+    def adaptive_scale(num: Arrays, sq: Arrays, eps: Any, num_div: Any, sq_div: Any) -> Arrays:
+        return {
+            k: (a / ops.cast(num_div, a))
+            / (ops.sqrt(sq[k] / ops.cast(sq_div, a)) + ops.cast(eps, a))
+            for k, a in num.items()
+        }
+
+    def add_squared(state: Arrays, x: Arrays) -> Arrays:
+        return {k: s + x[k] * x[k] for k, s in state.items()}
+
+    def accumulate(acc: Arrays, x: Arrays) -> Arrays:
+        return {k: a + x[k] for k, a in acc.items()}
+
+    def clip_by_norm(vec: Arrays, max_norm: Any) -> Arrays:
+        out = {}
+        for k, a in vec.items():
+            bound = ops.cast(max_norm, a)
+            out[k] = a * (bound / ops.maximum(ops.sqrt(ops.sum_squares(a)), bound))
+        return out
+
+    def clip_by_global_norm(vec: Arrays, max_norm: Any) -> Arrays:
+        first = next(iter(vec.values()))
+        total = sum(ops.cast(ops.sum_squares(a), first) for a in vec.values())
+        bound = ops.cast(max_norm, first)
+        factor = bound / ops.maximum(ops.sqrt(total), bound)
+        return {k: a * ops.cast(factor, a) for k, a in vec.items()}
+
+    return {
+        "scale": scale,
+        "square": square,
+        "ewma": ewma,
+        "ewma_squared": ewma_squared,
+        "axpy": axpy,
+        "yogi_ewma": yogi_ewma,
+        "adaptive_scale": adaptive_scale,
+        "add_squared": add_squared,
+        "accumulate": accumulate,
+        "clip_by_norm": clip_by_norm,
+        "clip_by_global_norm": clip_by_global_norm,
+    }
+
+
+class CompiledKernels(GenericKernels):
+    """Kernels calling compiled dict-level formulas; subclasses set the class attributes."""
+
+    vector_type: type[Vector]
+    formulas: Mapping[str, Any]
+    """Compiled versions of `build_formulas`' functions."""
+
+    @staticmethod
+    def scalar(value: float) -> Any:
+        """Turn a python float into a compiled-function argument (no retracing per value)."""
+        return value
+
+    @classmethod
+    def _call(cls, name: str, vec: Vector, *args: Any) -> Vector:
+        out = cls.formulas[name](*args)
+        return cls.vector_type({k: out[k] for k in vec.coefs})  # keep the names' order
+
+    @classmethod
+    def scale(cls, vec: Vector, factor: float) -> Vector:  # type: ignore[override]
+        return cls._call("scale", vec, vec.coefs, cls.scalar(factor))
+
+    @classmethod
+    def square(cls, vec: Vector) -> Vector:  # type: ignore[override]
+        return cls._call("square", vec, vec.coefs)
+
+    @classmethod
+    def ewma(cls, state: Vector, x: Vector, beta: float) -> Vector:  # type: ignore[override]
+        if not aligned(state, x):
+            return GenericKernels.ewma(state, x, beta)
+        return cls._call("ewma", state, state.coefs, x.coefs, cls.scalar(beta))
+
+    @classmethod
+    def ewma_squared(cls, state: Vector, x: Vector, beta: float) -> Vector:  # type: ignore[override]
+        if not aligned(state, x):
+            return GenericKernels.ewma_squared(state, x, beta)
+        return cls._call("ewma_squared", state, state.coefs, x.coefs, cls.scalar(beta))
+
+    @classmethod
+    def axpy(cls, alpha: float, x: Vector, y: Vector) -> Vector:  # type: ignore[override]
+        if not aligned(x, y):
+            return GenericKernels.axpy(alpha, x, y)
+        return cls._call("axpy", x, cls.scalar(alpha), x.coefs, y.coefs)
+
+    @classmethod
+    def yogi_ewma(cls, state: Vector, x: Vector, beta: float) -> Vector:  # type: ignore[override]
+        if not aligned(state, x):
+            return GenericKernels.yogi_ewma(state, x, beta)
+        return cls._call("yogi_ewma", state, state.coefs, x.coefs, cls.scalar(beta))
+
+    @classmethod
+    def adaptive_scale(  # type: ignore[override]
+        cls, num: Vector, sq: Vector, eps: float, num_div: float, sq_div: float
+    ) -> Vector:
+        if not aligned(num, sq):
+            return GenericKernels.adaptive_scale(num, sq, eps, num_div, sq_div)
+        scalars = (cls.scalar(eps), cls.scalar(num_div), cls.scalar(sq_div))
+        return cls._call("adaptive_scale", num, num.coefs, sq.coefs, *scalars)
+
+    @classmethod
+    def add_squared(cls, state: Vector, x: Vector) -> Vector:  # type: ignore[override]
+        if not aligned(state, x):
+            return GenericKernels.add_squared(state, x)
+        return cls._call("add_squared", state, state.coefs, x.coefs)
+
+    @classmethod
+    def accumulate(cls, acc: Vector, x: Vector) -> Vector:  # type: ignore[override]
+        if not aligned(acc, x):
+            return GenericKernels.accumulate(acc, x)
+        return cls._call("accumulate", acc, acc.coefs, x.coefs)
+
+    @classmethod
+    def clip_by_norm(cls, vec: Vector, max_norm: float) -> Vector:  # type: ignore[override]
+        if not vec.coefs:
+            return vec
+        return cls._call("clip_by_norm", vec, vec.coefs, cls.scalar(max_norm))
+
+    @classmethod
+    def clip_by_global_norm(cls, vec: Vector, max_norm: float) -> Vector:  # type: ignore[override]
+        if not vec.coefs:
+            return vec
+        return cls._call("clip_by_global_norm", vec, vec.coefs, cls.scalar(max_norm))
