@@ -1,4 +1,4 @@
-"""Deployment test: a real SuperLink, 3 SuperNodes and `flwr run` of the quickstart app.
+"""`flwr run` of the quickstart app: on a SuperLink with 3 SuperNodes, and as the README says.
 
 Everything listens on 127.0.0.1 only, on free ports, with a private
 FLWR_HOME. Flower 1.41 serves the SuperLink's Fleet, Control and Runtime
@@ -6,9 +6,13 @@ APIs over one HTTP port (`--host/--port`); each SuperNode has its own
 Runtime API port (`--port`) for the ClientApp processes it launches. The
 `flwr` CLI reads its SuperLink connections from `$FLWR_HOME/config.toml`.
 
-SuperLink and SuperNodes start their own children (SuperExec, ServerApp and
-ClientApp processes) in new sessions, so cleanup walks the process tree
-before terminating it, and kills whatever does not exit in time.
+With the default connection (`address = ":local:"`), `flwr run` itself
+starts a detached simulation SuperLink on the ports named by
+FLWR_LOCAL_SUPERLINK_HTTP_API_PORT / FLWR_LOCAL_CONTROL_API_PORT.
+
+SuperLink and SuperNodes start their own children (SuperExec, ServerApp,
+ClientApp and simulation processes) in new sessions, so cleanup walks the
+process tree before terminating it, and kills whatever does not exit in time.
 """
 
 from __future__ import annotations
@@ -38,7 +42,8 @@ pytestmark = [
 EXAMPLE_DIR = Path(__file__).resolve().parents[2] / "examples" / "quickstart"
 BIN_DIR = Path(sys.executable).parent  # flower-superlink, flower-supernode, flwr, ...
 N_NODES = 3
-ROUNDS = 3
+ROUNDS = 2
+SIM_ROUNDS = 3
 CONNECTION = "e2e-deployment"
 STARTUP_TIMEOUT = 90.0
 RUN_TIMEOUT = 420.0
@@ -104,6 +109,86 @@ def _signal(pid: int, sig: signal.Signals) -> None:
             pass
 
 
+def _kill_tree(roots: list[int], grace: float = 10.0) -> list[int]:
+    """SIGTERM `roots` and their descendants, SIGKILL what outlives `grace` seconds.
+
+    Returns the pids still running afterwards (none, normally).
+    """
+    tree = roots + _descendants(roots)
+    for pid in tree:
+        _signal(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(_alive(pid) for pid in tree):
+        time.sleep(0.2)
+    tree += [pid for pid in _descendants(roots) if pid not in tree]
+    for pid in tree:
+        if _alive(pid):
+            _signal(pid, signal.SIGKILL)
+    time.sleep(0.5)
+    return [pid for pid in tree if _alive(pid)]
+
+
+def _find_processes(*needles: str) -> list[int]:
+    """Pids whose command line contains every needle (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else []:
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if all(needle in cmdline for needle in needles):
+            found.append(int(entry.name))
+    return found
+
+
+def _flwr_env(home: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "FLWR_HOME": str(home),
+        "PATH": f"{BIN_DIR}{os.pathsep}{os.environ.get('PATH', '')}",
+        "FLWR_TELEMETRY_ENABLED": "0",
+        "FLWR_DISABLE_UPDATE_CHECK": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def _flwr_run(args: list[str], env: dict[str, str], cwd: Path) -> str:
+    """Run `flwr run ARGS`; return its output, failing the test on error or timeout."""
+    start = time.monotonic()
+    run = subprocess.Popen(
+        [str(BIN_DIR / "flwr"), "run", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=cwd,
+        start_new_session=True,
+    )
+    try:
+        output, _ = run.communicate(timeout=RUN_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        _kill_tree([run.pid], grace=1.0)
+        output, _ = run.communicate()
+        pytest.fail(f"`flwr run` timed out after {RUN_TIMEOUT}s:\n{output.decode()[-5000:]}")
+    text = output.decode(errors="replace")
+    print(f"\nflwr run: {time.monotonic() - start:.1f}s")
+    assert run.returncode == 0, text[-5000:]
+    assert "Successfully started run" in text, text[-5000:]
+    return text
+
+
+def _check_results(result_file: Path, rounds: int, min_accuracy: float, log: str) -> None:
+    assert result_file.exists(), log[-5000:]
+    history = json.loads(result_file.read_text())["rounds"]
+    assert [r["round"] for r in history] == list(range(rounds + 1))
+    print("accuracy by round:", [round(r["accuracy"], 3) for r in history])
+    assert history[0]["accuracy"] < 0.3
+    assert history[-1]["accuracy"] >= min_accuracy
+    # The per-round accuracy the quickstart promises is in the streamed logs.
+    assert f"round {rounds}: test accuracy" in log, log[-5000:]
+
+
 class Processes:
     """Processes started in their own sessions, logging to files; `stop` ends them all."""
 
@@ -136,30 +221,15 @@ class Processes:
                     f"{name} exited with code {proc.returncode}:\n{self.log(name)[-3000:]}"
                 )
 
-    def stop(self, grace: float = 10.0) -> list[int]:
-        """SIGTERM every process and its descendants, then SIGKILL what is left.
-
-        Returns the pids still running afterwards (none, normally).
-        """
-        roots = [proc.pid for proc in self.procs.values()]
-        tree = roots + _descendants(roots)
-        for pid in tree:
-            _signal(pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
-        for pid in tree + _descendants(roots):
-            _signal(pid, signal.SIGKILL)
+    def stop(self) -> list[int]:
+        """End every process and its descendants; return the pids still running."""
+        survivors = _kill_tree([proc.pid for proc in self.procs.values()])
         for proc in self.procs.values():
             try:
                 proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
-                pass
-        time.sleep(0.5)
-        return [pid for pid in tree if _alive(pid)]
+                survivors.append(proc.pid)
+        return survivors
 
 
 def _wait_for_superlink(procs: Processes, port: int) -> None:
@@ -182,14 +252,7 @@ def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Proce
     root = tmp_path_factory.mktemp("deployment")
     home = root / "flwr-home"
     home.mkdir()
-    env = {
-        **os.environ,
-        "FLWR_HOME": str(home),
-        "PATH": f"{BIN_DIR}{os.pathsep}{os.environ.get('PATH', '')}",
-        "FLWR_TELEMETRY_ENABLED": "0",
-        "FLWR_DISABLE_UPDATE_CHECK": "1",
-        "PYTHONUNBUFFERED": "1",
-    }
+    env = _flwr_env(home)
     link_port = _free_port()
     (home / "config.toml").write_text(
         f'[superlink]\ndefault = "{CONNECTION}"\n\n'
@@ -240,32 +303,44 @@ def test_quickstart_runs_with_flwr_run_on_superlink_and_3_supernodes(
         f"num-server-rounds={ROUNDS} min-clients={N_NODES} server-lrate=0.1 "
         f'result-file="{result_file}"'
     )
-    command = [str(BIN_DIR / "flwr"), "run", str(EXAMPLE_DIR), CONNECTION, "--stream"]
-    start = time.monotonic()
-    run = subprocess.Popen(
-        [*command, "--run-config", overrides],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env=procs.env,
-        cwd=home.parent,
-        start_new_session=True,
+    log = _flwr_run(
+        [str(EXAMPLE_DIR), CONNECTION, "--stream", "--run-config", overrides],
+        procs.env,
+        home.parent,
     )
-    try:
-        output, _ = run.communicate(timeout=RUN_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        _signal(run.pid, signal.SIGKILL)
-        output, _ = run.communicate()
-        pytest.fail(f"`flwr run` timed out after {RUN_TIMEOUT}s:\n{output.decode()[-5000:]}")
-    text = output.decode(errors="replace")
-    print(f"\nflwr run: {time.monotonic() - start:.1f}s")
-    assert run.returncode == 0, text[-5000:]
-    assert "Successfully started run" in text, text[-5000:]
     procs.check_alive()  # the federation survived the run
-    assert result_file.exists(), text[-5000:]
-    rounds = json.loads(result_file.read_text())["rounds"]
-    assert [r["round"] for r in rounds] == list(range(ROUNDS + 1))
-    print("accuracy by round:", [round(r["accuracy"], 3) for r in rounds])
-    assert rounds[0]["accuracy"] < 0.3
-    assert rounds[-1]["accuracy"] >= 0.7
-    # The per-round accuracy the README promises is in the streamed logs.
-    assert f"round {ROUNDS}: test accuracy" in text, text[-5000:]
+    _check_results(result_file, ROUNDS, 0.5, log)
+
+
+def test_readme_command_trains_quickstart_on_the_local_simulation_superlink(
+    tmp_path: Path,
+) -> None:
+    """The README's `flwr run examples/quickstart --stream --federation-config ...`."""
+    home = tmp_path / "flwr-home"  # no config.toml: flwr writes its default (":local:")
+    env = _flwr_env(home)
+    http_port, control_port = _free_port(), _free_port()
+    env["FLWR_LOCAL_SUPERLINK_HTTP_API_PORT"] = str(http_port)
+    env["FLWR_LOCAL_CONTROL_API_PORT"] = str(control_port)
+    result_file = tmp_path / "result.json"
+    overrides = f'num-server-rounds={SIM_ROUNDS} result-file="{result_file}"'
+    try:
+        log = _flwr_run(
+            [
+                str(EXAMPLE_DIR),
+                "--stream",
+                "--federation-config",
+                "num-supernodes=10 client-resources-num-cpus=1",
+                "--run-config",
+                overrides,
+            ],
+            env,
+            tmp_path,
+        )
+    finally:
+        # `flwr run` leaves its local SuperLink running, detached: find it by its port.
+        superlinks = _find_processes("flower-superlink", f"--port {http_port} ")
+        survivors = _kill_tree(superlinks)
+    assert superlinks, "flwr run did not start a local SuperLink"
+    assert not survivors, f"processes left running after cleanup: {survivors}"
+    assert "Federation `@none/default` (10 simulated SuperNodes)" in log, log[-5000:]
+    _check_results(result_file, SIM_ROUNDS, 0.5, log)
