@@ -182,3 +182,27 @@ def test_scaffold_aux_errors_are_clear() -> None:
         warnings.simplefilter("error")
         server.process_aux_var({"a": {"delta": 0.0}})
     assert server.clients == {"a"}
+
+
+def test_client_restore_order_does_not_matter() -> None:
+    grads = gradient_sequence({"w": (4,)}, steps=4, seed=6)
+    old_state = {"state": NumpyVector({"w": np.full(4, 0.5)})}
+    new_state = {"state": NumpyVector({"w": np.full(4, -1.5)})}
+    previous = ScaffoldClientModule()
+    previous.process_aux_var(old_state)
+    for arrays in grads[:2]:
+        previous.run(NumpyVector(arrays))
+    previous.collect_aux_var()
+    saved = json_loads(json_dumps(previous.get_state()))
+    state_first, aux_first = ScaffoldClientModule(), ScaffoldClientModule()
+    state_first.set_state(saved)
+    state_first.process_aux_var(new_state)
+    aux_first.process_aux_var(new_state)
+    aux_first.set_state(saved)  # must not bring back the old global state
+    for arrays in grads[2:]:
+        assert_close(
+            aux_first.run(NumpyVector(arrays)), state_first.run(NumpyVector(arrays)), rtol=0.0
+        )
+    stale = ScaffoldClientModule()
+    stale.set_state(saved)  # no fresh global state: the saved one is used
+    assert_close(stale.delta, saved["state"] - old_state["state"], rtol=0.0)

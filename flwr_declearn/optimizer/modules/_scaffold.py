@@ -52,9 +52,9 @@ class ScaffoldClientModule(OptiModule):
     when the learning rate is constant over the round. Use it first among
     the client's modules (it must see raw gradients).
 
-    Calling order in a round: `set_state` (restores `c_i` and `c`), then
-    `process_aux_var({"state": c})`, local steps, `collect_aux_var()`,
-    `get_state()`.
+    A client rebuilt every round restores `c_i` with `set_state` (before or
+    after `process_aux_var`: a `c` received this way is never overwritten by
+    the saved one, which only serves if no fresh `c` arrives).
     """
 
     name: ClassVar[str] = "scaffold-client"
@@ -63,6 +63,7 @@ class ScaffoldClientModule(OptiModule):
     def __init__(self) -> None:
         self.state: Vector | None = None  # c_i (None: zero)
         self.sglob: Vector | None = None  # c (None: zero)
+        self._sglob_received = False
         self.delta: Vector | None = None  # c_i - c
         self._grads: Vector | None = None
         self._steps = 0
@@ -103,8 +104,8 @@ class ScaffoldClientModule(OptiModule):
 
     def process_aux_var(self, aux_var: dict[str, Any]) -> None:
         """Receive `{"state": c}` from the server; set the correction to `c_i - c`."""
-        sglob = _aux_vector(aux_var, "state", type(self).__name__)
-        self.sglob = sglob
+        self.sglob = _aux_vector(aux_var, "state", type(self).__name__)
+        self._sglob_received = True
         self._reset_correction()
 
     def _reset_correction(self) -> None:
@@ -123,7 +124,9 @@ class ScaffoldClientModule(OptiModule):
         owner = type(self).__name__
         local, sglob = pop_state(state, ("state", "sglob"), owner)
         self.state = vector_or_none(local, "state", owner)
-        self.sglob = vector_or_none(sglob, "sglob", owner)
+        sglob = vector_or_none(sglob, "sglob", owner)
+        if not self._sglob_received:
+            self.sglob = sglob
         self._reset_correction()
 
 
