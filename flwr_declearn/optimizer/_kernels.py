@@ -1,12 +1,15 @@
 """Fused element-wise Vector operations shared by optimizer plug-ins.
 
 Each function computes one small formula on Vectors. The generic version is
-written with Vector algebra and works for every Vector type; some frameworks
-get a fast version (see `_kernels_torch.py`) that fuses the formula into fewer
-passes over memory and fewer temporaries. Results agree to rounding error.
+written with Vector algebra and works for every Vector type. Torch gets fused
+`torch._foreach_*` versions (`_kernels_torch.py`); jax and tensorflow get one
+compiled call per formula (`_kernels_compiled.py`). Results agree to rounding
+error. Operands of mixed types or specs go through the generic version, which
+converts NumpyVectors or raises a `VectorSpecError`.
 
-Rules that keep the fast versions safe: inputs are never modified, except the
-private accumulator passed to `accumulate`; outputs are fresh arrays.
+Kernels never modify their inputs, except the private accumulator passed to
+`accumulate`, so modules may return their state Vectors safely. An output may
+share arrays with an input (e.g. gradients below a clipping threshold).
 """
 
 from __future__ import annotations
