@@ -6,7 +6,7 @@ A new Model class joins the contract suite by adding its case to `CASES`.
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -20,10 +20,24 @@ CASES: dict[str, tuple[tuple[str, ...], Callable[[], ModelCase]]] = {
 
 
 @pytest.fixture(params=sorted(CASES), scope="module")
-def case(request: pytest.FixtureRequest) -> ModelCase:
-    """The ModelCase of each framework whose packages are installed."""
+def case(request: pytest.FixtureRequest) -> Iterator[ModelCase]:
+    """The ModelCase of each framework whose packages are installed.
+
+    Torch runs single-threaded here: these models are tiny, and intra-op
+    threads only contend with each other (and with parallel test runs).
+    """
     modules, factory = CASES[request.param]
     for module in modules:
         if importlib.util.find_spec(module) is None:
             pytest.skip(f"'{module}' is not installed")
-    return factory()
+    if request.param != "torch":
+        yield factory()
+        return
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield factory()
+    finally:
+        torch.set_num_threads(threads)

@@ -95,6 +95,7 @@ class HaikuModel(Model[JaxNumpyVector]):
         self._trainable: list[str] = []
         self._train: Params = {}
         self._fixed: Params = {}
+        self._pending: Params | None = None  # updates not yet added to `_train`
         self._dtype: Any = None
         self._data_info: dict[str, Any] = {}
         self._losses: list[jax.Array] = []
@@ -151,6 +152,7 @@ class HaikuModel(Model[JaxNumpyVector]):
         if policy is None:
             policy = get_device_policy()
         device = select_device(policy.gpu, policy.idx)
+        self._flush()
         self._device = device
         self._train = jax.device_put(self._train, device)
         self._fixed = jax.device_put(self._fixed, device)
@@ -237,6 +239,7 @@ class HaikuModel(Model[JaxNumpyVector]):
             If `criterion` has none of these forms.
         """
         self._require_initialized()
+        self._flush()
         params = self._all_params()
         if isinstance(criterion, list):
             unknown = sorted(set(criterion) - set(self._names))
@@ -263,13 +266,26 @@ class HaikuModel(Model[JaxNumpyVector]):
         self._train = {k: params[k] for k in self._trainable}
         self._fixed = {k: v for k, v in params.items() if k not in keep}
 
+    def _flush(self) -> None:
+        """Add pending updates to the trainable weights.
+
+        `apply_updates` defers the addition to the next gradients computation,
+        which fuses it into the same compiled call; every other reader of the
+        weights flushes first.
+        """
+        if self._pending is not None:
+            self._train = _add_trees(self._train, self._pending)
+            self._pending = None
+
     def _all_params(self) -> Params:
+        self._flush()
         merged = self._train | self._fixed
         return {name: merged[name] for name in self._names}
 
     def get_weights(self, trainable: bool = False) -> JaxNumpyVector:
         self._require_initialized()
         if trainable:
+            self._flush()
             return JaxNumpyVector(dict(self._train))
         return JaxNumpyVector(self._all_params())  # jax arrays are immutable: no copy needed
 
@@ -288,6 +304,7 @@ class HaikuModel(Model[JaxNumpyVector]):
             k: jax.device_put(weights.coefs[k].astype(v.dtype), self._device)
             for k, v in current.items()
         }
+        self._pending = None  # every trainable weight is replaced
         self._train = {k: new[k] if k in new else v for k, v in self._train.items()}
         self._fixed = {k: new[k] if k in new else v for k, v in self._fixed.items()}
 
@@ -297,17 +314,19 @@ class HaikuModel(Model[JaxNumpyVector]):
         self, batch: Batch, max_norm: float | None = None
     ) -> JaxNumpyVector:
         self._require_initialized()
-        inputs, y_true, s_wght = self._unpack_batch(batch)
+        inputs, y_true, s_wght = self._unpack_batch(batch, lazy=True)
+        pending = self._pending  # fused into the call below; dropped once it succeeds
         if max_norm is None:
-            grads, loss, self._rng = _grads_and_loss(
-                *self._fns, self._train, self._fixed, self._rng, inputs, y_true, s_wght
+            grads, loss, self._rng, train = _grads_and_loss(
+                *self._fns, self._train, pending, self._fixed, self._rng, inputs, y_true, s_wght
             )
         else:
             if max_norm <= 0:
                 raise ValueError(f"'max_norm' must be positive, not {max_norm!r}.")
-            grads, loss, self._rng = _clipped_grads_and_loss(
+            grads, loss, self._rng, train = _clipped_grads_and_loss(
                 *self._fns,
                 self._train,
+                pending,
                 self._fixed,
                 self._rng,
                 inputs,
@@ -315,6 +334,8 @@ class HaikuModel(Model[JaxNumpyVector]):
                 s_wght,
                 float(max_norm),
             )
+        if train is not None:
+            self._train, self._pending = train, None
         self._losses.append(loss)
         return JaxNumpyVector({name: grads[name] for name in self._trainable})
 
@@ -330,7 +351,8 @@ class HaikuModel(Model[JaxNumpyVector]):
             if coefs[name].shape != value.shape:
                 shapes = {k: tuple(v.shape) for k, v in self._train.items()}
                 check_vector(updates, JaxNumpyVector, shapes, "updates", "HaikuModel")
-        self._train = _add_trees(self._train, coefs)
+        self._flush()
+        self._pending = dict(coefs)
 
     def collect_training_losses(self) -> list[float]:
         losses, self._losses = self._losses, []
@@ -346,6 +368,7 @@ class HaikuModel(Model[JaxNumpyVector]):
         if y_true is None:
             raise TypeError("HaikuModel.compute_batch_predictions needs a batch with y_true.")
         inputs, _, _ = self._unpack_batch((batch[0], None, None))
+        self._flush()
         y_pred, self._rng = _predict(self._fns[0], self._train, self._fixed, self._rng, inputs)
         return (
             np.asarray(y_true),
@@ -359,25 +382,32 @@ class HaikuModel(Model[JaxNumpyVector]):
 
     # -- internals -------------------------------------------------------------------------------
 
-    def _array(self, data: Any) -> jax.Array:
-        """Place an array on the model's device, cast to the weights' float dtype if floating."""
-        if not isinstance(data, jax.Array):
+    def _array(self, data: Any, lazy: bool = False) -> Any:
+        """Place an array on the model's device, cast to the weights' float dtype if floating.
+
+        With `lazy`, numpy arrays are left to the jit-compiled function they are
+        passed to, which moves them to the device of its (committed) weights.
+        """
+        is_jax = isinstance(data, jax.Array)
+        if not is_jax:
             data = np.asarray(data)
         dtype = self._dtype
-        if dtype is not None and data.dtype != dtype and jnp.issubdtype(data.dtype, jnp.floating):
+        if dtype is not None and data.dtype != dtype and data.dtype.kind == "f":
             data = data.astype(dtype)
+        if lazy and not is_jax:
+            return data
         return jax.device_put(data, self._device)
 
     def _unpack_batch(
-        self, batch: Batch
+        self, batch: Batch, lazy: bool = False
     ) -> tuple[tuple[jax.Array, ...], jax.Array | None, jax.Array | None]:
         inputs, y_true, s_wght = batch
         if not isinstance(inputs, list | tuple):
             inputs = (inputs,)
         return (
-            tuple(self._array(x) for x in inputs),
-            None if y_true is None else self._array(y_true),
-            None if s_wght is None else self._array(s_wght),
+            tuple(self._array(x, lazy) for x in inputs),
+            None if y_true is None else self._array(y_true, lazy),
+            None if s_wght is None else self._array(s_wght, lazy),
         )
 
 
@@ -430,13 +460,20 @@ def _grads_and_loss(
     model_fn: Callable[..., jax.Array],
     loss_fn: LossFn,
     train: Params,
+    pending: Params | None,
     fixed: Params,
     rng: jax.Array,
     inputs: tuple[jax.Array, ...],
     y_true: jax.Array | None,
     s_wght: jax.Array | None,
-) -> tuple[Params, jax.Array, jax.Array]:
-    """Batch-averaged gradients and loss; also return the next PRNG key."""
+) -> tuple[Params, jax.Array, jax.Array, Params | None]:
+    """Batch-averaged gradients and loss, the next PRNG key, and the updated weights.
+
+    `pending` updates (if any) are first added to `train`; the updated weights
+    are returned then (None otherwise).
+    """
+    new_train = None if pending is None else _add_trees(train, pending)
+    train = train if new_train is None else new_train
     rng, key = jax.random.split(rng)
     apply = hk.transform(model_fn).apply
 
@@ -448,7 +485,7 @@ def _grads_and_loss(
         return jnp.mean(s_loss)
 
     loss, grads = jax.value_and_grad(batch_loss)(train)
-    return grads, loss, rng
+    return grads, loss, rng, new_train
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
@@ -456,18 +493,22 @@ def _clipped_grads_and_loss(
     model_fn: Callable[..., jax.Array],
     loss_fn: LossFn,
     train: Params,
+    pending: Params | None,
     fixed: Params,
     rng: jax.Array,
     inputs: tuple[jax.Array, ...],
     y_true: jax.Array | None,
     s_wght: jax.Array | None,
     max_norm: float,
-) -> tuple[Params, jax.Array, jax.Array]:
+) -> tuple[Params, jax.Array, jax.Array, Params | None]:
     """Average of sample-wise gradients, each clipped to an L2 norm of `max_norm`.
 
     Sample-wise gradients come from `jax.vmap`, each sample with its own key.
-    Also return the (weighted) batch loss and the next PRNG key.
+    Also return the (weighted) batch loss, the next PRNG key and the updated
+    weights (see `_grads_and_loss`).
     """
+    new_train = None if pending is None else _add_trees(train, pending)
+    train = train if new_train is None else new_train
     rng, key = jax.random.split(rng)
     apply = hk.transform(model_fn).apply
     n_samples = inputs[0].shape[0]
@@ -490,10 +531,10 @@ def _clipped_grads_and_loss(
         s_loss = s_loss * s_wght
     scale = scale / n_samples
     out = {k: jnp.tensordot(scale.astype(g.dtype), g, axes=1) for k, g in grads.items()}
-    return out, jnp.mean(s_loss), rng
+    return out, jnp.mean(s_loss), rng, new_train
 
 
 @jax.jit
-def _add_trees(params: Params, updates: Params) -> Params:
+def _add_trees(params: Params, updates: Params) -> Params:  # also used inside other jits
     """Add updates to weights, keeping the weights' dtypes."""
     return {k: (v + updates[k]).astype(v.dtype) for k, v in params.items()}

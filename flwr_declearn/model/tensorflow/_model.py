@@ -138,6 +138,7 @@ class TensorflowModel(Model[TensorflowVector]):
         self._names: list[str] = []
         self._fns: dict[tuple[str, tuple[str, ...]], Any] = {}
         self._predict_fn: Any = None
+        self._fdtype: tf.DType | None = None
         if self._model.built:
             self._place_model()
 
@@ -190,6 +191,7 @@ class TensorflowModel(Model[TensorflowVector]):
         self._names = _weight_names(self._model)
         self._fns = {}
         self._predict_fn = None
+        self._fdtype = None
 
     def _require_built(self) -> None:
         if not self._model.built:
@@ -305,9 +307,9 @@ class TensorflowModel(Model[TensorflowVector]):
         if any(val.shape != var.shape for val, (_, var) in zip(values, named, strict=True)):
             shapes = {name: tuple(var.shape) for name, var in named}
             check_vector(updates, TensorflowVector, shapes, "updates", "TensorflowModel")
-        names = tuple(name for name, _ in named)
         with tf.device(self._device):
-            self._compiled("apply", names, named)(values)
+            for (_, var), value in zip(named, values, strict=True):
+                _assign_add(var, value)
 
     def collect_training_losses(self) -> list[float]:
         losses, self._losses = self._losses, []
@@ -319,11 +321,7 @@ class TensorflowModel(Model[TensorflowVector]):
         func = self._fns.get(key)
         if func is None:
             variables = [var for _, var in named]
-            builder = {
-                "grads": self._build_grads_fn,
-                "clipped": self._build_clipped_fn,
-                "apply": _build_apply_fn,
-            }[kind]
+            builder = {"grads": self._build_grads_fn, "clipped": self._build_clipped_fn}[kind]
             func = self._fns[key] = builder(variables)
         return func
 
@@ -405,13 +403,18 @@ class TensorflowModel(Model[TensorflowVector]):
     # -- internals -------------------------------------------------------------------------------
 
     def _float_dtype(self) -> tf.DType:
-        for var in self._vars:
-            dtype = tf.as_dtype(var.dtype)
-            if dtype.is_floating:
-                return dtype
-        return tf.as_dtype(keras.config.floatx())
+        """The dtype of the first floating-point weight (Keras' floatx if none)."""
+        if self._fdtype is None:
+            dtypes = [tf.as_dtype(var.dtype) for var in self._vars]
+            floats = [dtype for dtype in dtypes if dtype.is_floating]
+            self._fdtype = floats[0] if floats else tf.as_dtype(keras.config.floatx())
+        return self._fdtype
 
     def _tensor(self, data: Any) -> tf.Tensor:
+        """Turn data into a tensor; floating-point data get the weights' dtype.
+
+        (Converting here is cheaper than letting a tf.function convert numpy inputs.)
+        """
         if isinstance(data, tf.Tensor):
             return data
         array = np.asarray(data)
@@ -443,10 +446,12 @@ def _to_numpy(data: Any) -> np.ndarray:
     return np.asarray(data)
 
 
-def _build_apply_fn(variables: list[Any]) -> Any:
-    @tf.function
-    def apply_fn(values: list[tf.Tensor]) -> None:
-        for var, value in zip(variables, values, strict=True):
-            var.assign_add(tf.cast(value, var.dtype))
-
-    return apply_fn
+def _assign_add(var: Any, value: tf.Tensor) -> None:
+    """`var += value`, through the backing tf.Variable's raw op (Keras' wrapper is slow)."""
+    raw = var.value
+    if not isinstance(raw, tf.Variable):  # e.g. under a Keras autocast scope
+        var.assign_add(value)
+        return
+    if value.dtype != raw.dtype:
+        value = tf.cast(value, raw.dtype)
+    tf.raw_ops.AssignAddVariableOp(resource=raw.handle, value=value)

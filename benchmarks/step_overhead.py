@@ -1,0 +1,474 @@
+"""Training-step overhead of our Models + Optimizer vs a plain framework loop, and vs declearn.
+
+For each framework (torch, haiku, tensorflow) and optimizer (SGD, Adam), the
+same MLP (same initial weights) is trained on the same batches by:
+
+* plain:    the framework's own loop: `torch.optim`; a jit-compiled optax step
+            (value_and_grad + update + apply_updates in one `jax.jit`); a
+            `tf.function` step with a Keras optimizer. Batches are given as
+            framework tensors prepared beforehand (the plain loop's best case).
+* ours:     `Optimizer.run_train_step(model, batch)` on our TorchModel /
+            HaikuModel / TensorflowModel, fed numpy batches (as the Flower
+            client does; the conversion is timed).
+* declearn: declearn 2.9.1's Model + Optimizer on the same numpy batches.
+
+Timings are interleaved: each round runs a block of steps of every variant in
+a shuffled order; the per-step median over rounds is reported, with the
+ratio to the plain loop (goal: ours <= 1.10).
+
+Run: `python benchmarks/step_overhead.py [--frameworks torch haiku tensorflow]
+[--rounds 30] [--steps 20] [--batch-size 64] [--hidden 256]`. Frameworks run in
+one process each (spawned), single-threaded (torch, XLA and TF intra-op).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import multiprocessing as mp
+import os
+import random
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+N_FEATURES = 64
+N_CLASSES = 10
+ADAM = {"lr": 1e-3, "b1": 0.9, "b2": 0.999, "eps": 1e-7}
+SGD_LR = 0.01
+
+Step = Callable[[int], None]
+"""Runs one training step on batch number `i`."""
+Weights = Callable[[], dict[str, np.ndarray]]
+"""Returns a variant's current weights, by name (names shared by the variants)."""
+
+
+def with_weights(step: Step, weights: Weights) -> Step:
+    """Attach a weights getter to a step, to check that all variants did the same work."""
+    step.weights = weights  # type: ignore[attr-defined]
+    return step
+
+
+def make_batches(n: int, batch_size: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    return [
+        (
+            rng.normal(size=(batch_size, N_FEATURES)).astype("float32"),
+            rng.integers(0, N_CLASSES, size=batch_size).astype("int64"),
+        )
+        for _ in range(n)
+    ]
+
+
+def init_weights(hidden: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Glorot-uniform kernels (in, out) and zero biases of a 64-h-h-10 MLP."""
+    rng = np.random.default_rng(seed)
+    sizes = [N_FEATURES, hidden, hidden, N_CLASSES]
+    layers = []
+    for fan_in, fan_out in itertools.pairwise(sizes):
+        lim = np.sqrt(6.0 / (fan_in + fan_out))
+        kernel = rng.uniform(-lim, lim, size=(fan_in, fan_out)).astype("float32")
+        layers.append((kernel, np.zeros(fan_out, dtype="float32")))
+    return layers
+
+
+# -- torch ---------------------------------------------------------------------------------------
+
+
+def torch_variants(opt: str, hidden: int, batches: list[Any]) -> dict[str, Step | str]:
+    import torch
+
+    torch.set_num_threads(1)
+    weights = init_weights(hidden)
+
+    def net() -> torch.nn.Module:
+        mods: list[torch.nn.Module] = []
+        for i, (kernel, bias) in enumerate(weights):
+            lin = torch.nn.Linear(*kernel.shape)
+            with torch.no_grad():
+                lin.weight.copy_(torch.from_numpy(kernel.T.copy()))
+                lin.bias.copy_(torch.from_numpy(bias))
+            mods.append(lin)
+            if i < len(weights) - 1:
+                mods.append(torch.nn.ReLU())
+        return torch.nn.Sequential(*mods)
+
+    variants: dict[str, Step | str] = {}
+    # plain torch loop
+    model = net()
+    loss_fn = torch.nn.CrossEntropyLoss()
+    if opt == "sgd":
+        optim = torch.optim.SGD(model.parameters(), lr=SGD_LR)
+    else:
+        optim = torch.optim.Adam(
+            model.parameters(), lr=ADAM["lr"], betas=(ADAM["b1"], ADAM["b2"]), eps=ADAM["eps"]
+        )
+    tensors = [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in batches]
+
+    def plain(i: int) -> None:
+        x, y = tensors[i]
+        optim.zero_grad(set_to_none=True)
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        optim.step()
+
+    variants["plain"] = with_weights(
+        plain, lambda: {k: p.detach().numpy() for k, p in model.named_parameters()}
+    )
+    # ours
+    from flwr_declearn.model.torch import TorchModel
+    from flwr_declearn.optimizer import Optimizer
+
+    ours_model = TorchModel(net(), torch.nn.CrossEntropyLoss())
+    ours_opt = _ours_optimizer(Optimizer, opt)
+    variants["ours"] = _api_step(ours_model, ours_opt, batches)
+    # declearn
+    try:
+        from declearn.model.torch import TorchModel as DeclearnTorchModel
+        from declearn.optimizer import Optimizer as DeclearnOptimizer
+
+        dl_model = DeclearnTorchModel(net(), torch.nn.CrossEntropyLoss())
+        variants["declearn"] = _api_step(dl_model, _ours_optimizer(DeclearnOptimizer, opt), batches)
+    except Exception as exc:  # report, do not hide
+        variants["declearn"] = f"n/a ({type(exc).__name__}: {exc})"
+    return variants
+
+
+def _ours_optimizer(cls: Any, opt: str) -> Any:
+    if opt == "sgd":
+        return cls(lrate=SGD_LR)
+    config = {"beta_1": ADAM["b1"], "beta_2": ADAM["b2"], "eps": ADAM["eps"]}
+    return cls(lrate=ADAM["lr"], modules=[("adam", config)])
+
+
+def _api_step(model: Any, optim: Any, batches: list[Any]) -> Step:
+    """Step of a (declearn-style) Model API; its weights as numpy arrays, by name."""
+
+    def step(i: int) -> None:
+        x, y = batches[i]
+        optim.run_train_step(model, (x, y, None))
+
+    def weights() -> dict[str, np.ndarray]:
+        coefs = model.get_weights(trainable=True).coefs
+        return {  # (declearn's TorchModel prefixes names with "module.")
+            k.removeprefix("module."): np.array(getattr(v, "detach", lambda v=v: v)())
+            for k, v in coefs.items()
+        }
+
+    return with_weights(step, weights)
+
+
+# -- haiku ---------------------------------------------------------------------------------------
+
+
+def haiku_variants(opt: str, hidden: int, batches: list[Any]) -> dict[str, Step | str]:
+    import haiku as hk
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    weights = init_weights(hidden)
+    n_layers = len(weights)
+
+    def mlp(x: jax.Array) -> jax.Array:
+        for i in range(n_layers):
+            x = hk.Linear(weights[i][0].shape[1], name=f"linear_{i}")(x)
+            if i < n_layers - 1:
+                x = jax.nn.relu(x)
+        return x
+
+    def xent(y_pred: jax.Array, y_true: jax.Array) -> jax.Array:
+        return optax.softmax_cross_entropy_with_integer_labels(y_pred, y_true)
+
+    params0 = {
+        f"linear_{i}": {"w": jnp.asarray(k), "b": jnp.asarray(b)}
+        for i, (k, b) in enumerate(weights)
+    }
+    variants: dict[str, Step | str] = {}
+    # plain: one jit-compiled optax step
+    transformed = hk.transform(mlp)
+    if opt == "sgd":
+        tx = optax.sgd(SGD_LR)
+    else:
+        tx = optax.adam(ADAM["lr"], b1=ADAM["b1"], b2=ADAM["b2"], eps=ADAM["eps"])
+
+    @jax.jit
+    def train_step(params: Any, state: Any, rng: jax.Array, x: jax.Array, y: jax.Array) -> Any:
+        rng, key = jax.random.split(rng)
+
+        def loss_fn(params: Any) -> jax.Array:
+            return jnp.mean(xent(transformed.apply(params, key, x), y))
+
+        grads = jax.grad(loss_fn)(params)
+        updates, state = tx.update(grads, state, params)
+        return optax.apply_updates(params, updates), state, rng
+
+    arrays = [(jnp.asarray(x), jnp.asarray(y)) for x, y in batches]
+    holder = {"params": params0, "state": tx.init(params0), "rng": jax.random.PRNGKey(0)}
+
+    def plain(i: int) -> None:
+        x, y = arrays[i]
+        holder["params"], holder["state"], holder["rng"] = train_step(
+            holder["params"], holder["state"], holder["rng"], x, y
+        )
+
+    variants["plain"] = with_weights(
+        _jax_synced(plain, lambda: holder["params"]),
+        lambda: {
+            f"{layer}:{name}": np.asarray(v)
+            for layer, d in holder["params"].items()
+            for name, v in d.items()
+        },
+    )
+    # ours
+    from flwr_declearn.model.haiku import HaikuModel, JaxNumpyVector
+    from flwr_declearn.optimizer import Optimizer
+
+    ours = HaikuModel(mlp, xent, seed=0)
+    ours.initialize({"features_shape": [N_FEATURES], "data_type": "float32"})
+    flat = {f"{layer}:{name}": v for layer, d in params0.items() for name, v in d.items()}
+    ours.set_weights(JaxNumpyVector(flat))
+    step = _api_step(ours, _ours_optimizer(Optimizer, opt), batches)
+    variants["ours"] = with_weights(
+        _jax_synced(step, lambda: ours.get_weights().coefs),
+        step.weights,  # type: ignore[attr-defined]
+    )
+    # declearn
+    try:
+        from declearn.model.haiku import HaikuModel as DeclearnHaikuModel
+        from declearn.model.haiku import JaxNumpyVector as DeclearnJaxVector
+        from declearn.optimizer import Optimizer as DeclearnOptimizer
+
+        dl = DeclearnHaikuModel(mlp, xent, seed=0)
+        dl.initialize({"features_shape": [N_FEATURES], "data_type": "float32"})
+        dl.set_weights(DeclearnJaxVector(flat))
+        dstep = _api_step(dl, _ours_optimizer(DeclearnOptimizer, opt), batches)
+        variants["declearn"] = with_weights(
+            _jax_synced(dstep, lambda: dl.get_weights().coefs),
+            dstep.weights,  # type: ignore[attr-defined]
+        )
+    except Exception as exc:  # report, do not hide
+        variants["declearn"] = f"n/a ({type(exc).__name__}: {exc})"
+    return variants
+
+
+def _jax_synced(step: Step, state: Callable[[], Any]) -> Step:
+    """Make the last step of a timed block wait for jax's asynchronous dispatch."""
+    import jax
+
+    def synced(i: int) -> None:
+        step(i)
+        if i < 0:  # called with a negative index by the timer at the end of a block
+            jax.block_until_ready(state())
+
+    return synced
+
+
+# -- tensorflow ----------------------------------------------------------------------------------
+
+
+def tensorflow_variants(opt: str, hidden: int, batches: list[Any]) -> dict[str, Step | str]:
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:  # already initialized (the env vars then apply)
+        pass
+    import keras
+
+    weights = init_weights(hidden)
+
+    def net() -> keras.Model:
+        layers: list[Any] = [keras.Input((N_FEATURES,))]
+        for i, (kernel, _) in enumerate(weights):
+            act = "relu" if i < len(weights) - 1 else None
+            layers.append(keras.layers.Dense(kernel.shape[1], activation=act))
+        model = keras.Sequential(layers)
+        model.set_weights([a for pair in weights for a in pair])
+        return model
+
+    def keras_opt() -> keras.optimizers.Optimizer:
+        if opt == "sgd":
+            return keras.optimizers.SGD(SGD_LR)
+        return keras.optimizers.Adam(
+            ADAM["lr"], beta_1=ADAM["b1"], beta_2=ADAM["b2"], epsilon=ADAM["eps"]
+        )
+
+    variants: dict[str, Step | str] = {}
+    # plain: tf.function step with a Keras optimizer
+    model = net()
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    optim = keras_opt()
+    optim.build(model.trainable_variables)
+
+    @tf.function
+    def train_step(x: tf.Tensor, y: tf.Tensor) -> None:
+        with tf.GradientTape() as tape:
+            loss = loss_fn(y, model(x, training=True))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optim.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+
+    tensors = [(tf.convert_to_tensor(x), tf.convert_to_tensor(y)) for x, y in batches]
+
+    def plain(i: int) -> None:
+        train_step(*tensors[i])
+
+    def keras_weights(model: keras.Model) -> Weights:
+        return lambda: {str(i): w for i, w in enumerate(model.get_weights())}
+
+    variants["plain"] = with_weights(plain, keras_weights(model))
+    # ours
+    from flwr_declearn.model.tensorflow import TensorflowModel
+    from flwr_declearn.optimizer import Optimizer
+
+    ours = TensorflowModel(net(), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    variants["ours"] = with_weights(
+        _api_step(ours, _ours_optimizer(Optimizer, opt), batches),
+        keras_weights(ours.get_wrapped_model()),
+    )
+    # declearn
+    try:
+        from declearn.model.tensorflow import TensorflowModel as DeclearnTFModel
+        from declearn.optimizer import Optimizer as DeclearnOptimizer
+
+        dl = DeclearnTFModel(net(), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        dstep = _api_step(dl, _ours_optimizer(DeclearnOptimizer, opt), batches)
+        dstep(0)  # fail here, not in the timed loop, if it cannot run
+        dstep(-1)  # (two steps, to keep the step count even with the other variants)
+        variants["declearn"] = with_weights(dstep, keras_weights(dl.get_wrapped_model()))
+    except Exception as exc:  # report, do not hide
+        msg = str(exc).splitlines()[0][:120]
+        variants["declearn"] = f"n/a ({type(exc).__name__}: {msg})"
+    return variants
+
+
+# -- timing --------------------------------------------------------------------------------------
+
+BUILDERS = {"torch": torch_variants, "haiku": haiku_variants, "tensorflow": tensorflow_variants}
+
+
+def time_variants(
+    variants: dict[str, Step | str],
+    n_batches: int,
+    rounds: int,
+    steps: int,
+    clock: Callable[[], float] = time.perf_counter,
+    seed: int = 0,
+) -> dict[str, float | str]:
+    """Return each variant's median seconds per step (interleaved blocks of `steps`)."""
+    runnable = {k: v for k, v in variants.items() if callable(v)}
+    for step in runnable.values():  # warm-up: compilation, caches, allocators
+        for i in range(min(n_batches, 2 * steps)):
+            step(i)
+        step(-1)
+    times: dict[str, list[float]] = {k: [] for k in runnable}
+    order = list(runnable)
+    shuffler = random.Random(seed)
+    cursor = 0
+    for _ in range(rounds):
+        shuffler.shuffle(order)
+        idx = [(cursor + j) % n_batches for j in range(steps)]
+        cursor += steps
+        for name in order:
+            step = runnable[name]
+            start = clock()
+            for i in idx:
+                step(i)
+            step(-1)  # syncs jax variants; for the others: one more step, in every block
+            times[name].append((clock() - start) / (steps + 1))
+    out: dict[str, float | str] = {k: statistics.median(v) for k, v in times.items()}
+    out.update({k: v for k, v in variants.items() if isinstance(v, str)})
+    return out
+
+
+def run_framework(framework: str, args: argparse.Namespace, queue: Any) -> None:
+    results = {}
+    for opt in ("sgd", "adam"):
+        batches = make_batches(args.n_batches, args.batch_size)
+        variants = BUILDERS[framework](opt, args.hidden, batches)
+        clock = time.process_time if args.clock == "cpu" else time.perf_counter
+        results[opt] = time_variants(variants, len(batches), args.rounds, args.steps, clock)
+        results[opt]["diff"] = weights_gap(variants)
+    queue.put((framework, results))
+
+
+def weights_gap(variants: dict[str, Step | str]) -> str:
+    """Largest gap between a variant's final weights and the plain loop's, relative to the
+    largest plain weight: all variants ran the same steps on the same batches."""
+    plain = variants["plain"].weights()  # type: ignore[union-attr]
+    scale = max(float(np.max(np.abs(w))) for w in plain.values())
+    gaps = []
+    for name in ("ours", "declearn"):
+        step = variants[name]
+        if not callable(step):
+            continue
+        other = step.weights()  # type: ignore[attr-defined]
+        if set(other) != set(plain):
+            gaps.append(f"{name}: names differ")
+            continue
+        gap = max(float(np.max(np.abs(other[k] - plain[k]))) for k in plain) / scale
+        gaps.append(f"{name} {gap:.0e}")
+    return ", ".join(gaps)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frameworks", nargs="+", default=["torch", "haiku", "tensorflow"])
+    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--n-batches", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--hidden", type=int, default=256)
+    parser.add_argument(
+        "--clock",
+        choices=["wall", "cpu"],
+        default="wall",
+        help="wall: elapsed time; cpu: the process' CPU time, steadier on a busy machine "
+        "(CPU only: it misses time spent waiting for a GPU)",
+    )
+    args = parser.parse_args()
+    # Single-threaded frameworks: 2-core machines, stable timings.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+    os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
+    os.environ.setdefault(
+        "XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+    )
+    print(
+        f"MLP {N_FEATURES}-{args.hidden}-{args.hidden}-{N_CLASSES}, batch {args.batch_size}, "
+        f"{args.rounds} interleaved rounds x {args.steps} steps; median {args.clock} time "
+        "per step.\n"
+    )
+    header = (
+        f"{'framework':<11} {'opt':<5} {'plain':>9} {'ours':>9} {'ratio':>6}  "
+        f"{'declearn':>9} {'ratio':>6}"
+    )
+    print(header)
+    print("-" * len(header))
+    ctx = mp.get_context("spawn")
+    for framework in args.frameworks:
+        queue = ctx.Queue()
+        proc = ctx.Process(target=run_framework, args=(framework, args, queue))
+        proc.start()
+        _, results = queue.get()
+        proc.join()
+        for opt, res in results.items():
+            plain = res["plain"]
+            assert isinstance(plain, float)
+            ours, dl = res["ours"], res["declearn"]
+            cells = [f"{framework:<11} {opt:<5} {plain * 1e3:>7.3f}ms"]
+            cells.append(f"{ours * 1e3:>7.3f}ms {ours / plain:>6.2f}")  # type: ignore[operator]
+            if isinstance(dl, float):
+                cells.append(f" {dl * 1e3:>7.3f}ms {dl / plain:>6.2f}")
+            else:
+                cells.append(f" {dl}")
+            cells.append(f"   (weights vs plain: {res['diff']})")
+            print(" ".join(cells))
+
+
+if __name__ == "__main__":
+    main()
