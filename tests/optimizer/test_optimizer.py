@@ -7,6 +7,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from flwr_declearn.model.api import Vector
 from flwr_declearn.model.numpy import NumpyVector
@@ -303,3 +305,48 @@ def test_failed_set_state_keeps_the_previous_state() -> None:
         optim.set_state({"lrate": {}, "w_decay": {}})
     with pytest.raises(KeyError, match="adam"):
         optim.set_state({**optim.get_state(), "modules": [["momentum", {"velocity": None}]]})
+
+
+_MODULE_SPECS = [
+    ["adam", {"amsgrad": True, "round_reset": True}],
+    ["yogi", {"beta_2": 0.9}],
+    ["rmsprop", {"round_reset": True}],
+    ["adagrad", {}],
+    ["momentum", {"nesterov": True}],
+    ["ewma", {"beta": 0.5}],
+    ["yogi-momentum", {}],
+    ["l2-clipping", {"max_norm": 3.0}],
+    ["l2-global-clipping", {}],
+    ["gaussian-noise", {"std": 0.1, "safe_mode": False, "seed": 1}],
+    ["scaffold-client", {}],
+]
+_RATES = [
+    0.1,
+    3,
+    ["cosine-annealing", {"base": 0.0, "max_lr": 0.1, "duration": 10}],
+    ["warmup", {"base": ["exponential-decay", {"base": 0.1, "rate": 0.9}], "warmup": 3}],
+]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    modules=st.lists(st.sampled_from(_MODULE_SPECS), max_size=4),
+    regularizers=st.lists(
+        st.sampled_from([["fedprox", {"alpha": 0.1}], ["lasso", {}], ["ridge", {}]]), max_size=2
+    ),
+    lrate=st.sampled_from(_RATES),
+    w_decay=st.sampled_from([0.0, *_RATES]),
+)
+def test_any_optimizer_config_round_trips_through_json(
+    modules: list[Any], regularizers: list[Any], lrate: Any, w_decay: Any
+) -> None:
+    config = {"lrate": lrate, "w_decay": w_decay, "regularizers": regularizers, "modules": modules}
+    if sum(name == "scaffold-client" for name, _ in modules) > 1:
+        with pytest.raises(ValueError, match="scaffold"):
+            Optimizer.from_config(config)
+        return
+    optim = Optimizer.from_config(config)
+    dumped = json.loads(json.dumps(optim.get_config()))
+    assert Optimizer.from_config(dumped).get_config() == optim.get_config()
+    for (name, cfg), (dname, dcfg) in zip(modules, dumped["modules"], strict=True):
+        assert name == dname and dcfg == {**dcfg, **cfg}
