@@ -204,3 +204,29 @@ def test_adam_family_matches_declearn_for_any_hyper_parameters(
     oracle = DeclearnModule.from_specs(name, config)
     for arrays in gradient_sequence(SHAPES["dense"], steps=20, seed=1):
         assert_close(module.run(NumpyVector(arrays)), oracle.run(declearn_vector(arrays)))
+
+
+def _as_numpy_vectors(state: Any) -> Any:
+    if isinstance(state, Vector):
+        return NumpyVector(state.pack())
+    if isinstance(state, dict):
+        return {k: _as_numpy_vectors(v) for k, v in state.items()}
+    return state
+
+
+@vector_types
+@pytest.mark.parametrize("name", list(ALL_MODULES))
+def test_state_restored_as_numpy_vectors_serves_framework_gradients(
+    vtype: type[Vector], name: str
+) -> None:
+    grads = gradient_sequence(SHAPES["dense"], steps=6, seed=12)
+    module = OptiModule.from_specs(name, ALL_MODULES[name])
+    _prepare(module, vtype, grads[0])
+    for arrays in grads[:3]:
+        module.run(ours(vtype, arrays))
+    clone = OptiModule.from_specs(name, module.get_config())
+    clone.set_state(_as_numpy_vectors(module.get_state()))
+    for arrays in grads[3:]:
+        out = clone.run(ours(vtype, arrays))
+        assert type(out) is vtype
+        assert_close(out, module.run(ours(vtype, arrays)))
