@@ -14,6 +14,7 @@ __all__ = [
     "load_pickle_hex",
     "raise_on_names_mismatch",
     "require_pickle_permission",
+    "split_batch",
 ]
 
 
@@ -115,3 +116,14 @@ def load_pickle_hex(data: str, what: str, allow_pickle: bool) -> Any:
     """
     require_pickle_permission(what, allow_pickle)
     return pickle.loads(bytes.fromhex(data))
+
+
+def split_batch(batch: Any) -> tuple[Any, Any, Any]:
+    """Return `(inputs, y_true, s_wght)` from a batch, or raise a TypeError saying what it needs."""
+    if not isinstance(batch, tuple | list) or len(batch) != 3:
+        raise TypeError(
+            "A batch must be an (inputs, y_true, s_wght) tuple (y_true and s_wght may be "
+            f"None), not {type(batch).__name__}"
+            + (f" of length {len(batch)}." if isinstance(batch, tuple | list) else ".")
+        )
+    return batch[0], batch[1], batch[2]

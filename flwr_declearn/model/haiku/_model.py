@@ -19,6 +19,7 @@ from flwr_declearn.model._model_utils import (
     dump_pickle_hex,
     load_pickle_hex,
     raise_on_names_mismatch,
+    split_batch,
 )
 from flwr_declearn.model.api import Model
 from flwr_declearn.model.haiku._vector import JaxNumpyVector, select_device
@@ -364,10 +365,10 @@ class HaikuModel(Model[JaxNumpyVector]):
         self, batch: Batch
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         self._require_initialized()
-        y_true, s_wght = batch[1], batch[2]
+        inputs, y_true, s_wght = split_batch(batch)
         if y_true is None:
             raise TypeError("HaikuModel.compute_batch_predictions needs a batch with y_true.")
-        inputs, _, _ = self._unpack_batch((batch[0], None, None))
+        inputs, _, _ = self._unpack_batch((inputs, None, None))
         self._flush()
         y_pred, self._rng = _predict(self._fns[0], self._train, self._fixed, self._rng, inputs)
         return (
@@ -401,7 +402,7 @@ class HaikuModel(Model[JaxNumpyVector]):
     def _unpack_batch(
         self, batch: Batch, lazy: bool = False
     ) -> tuple[tuple[jax.Array, ...], jax.Array | None, jax.Array | None]:
-        inputs, y_true, s_wght = batch
+        inputs, y_true, s_wght = split_batch(batch)
         if not isinstance(inputs, list | tuple):
             inputs = (inputs,)
         return (

@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from flwr_declearn.data import Batch, aggregate_data_info
-from flwr_declearn.model._model_utils import check_vector, raise_on_names_mismatch
+from flwr_declearn.model._model_utils import check_vector, raise_on_names_mismatch, split_batch
 from flwr_declearn.model.api import Model
 from flwr_declearn.model.tensorflow._vector import TensorflowVector, select_device
 from flwr_declearn.utils import DevicePolicy, get_device_policy, register_type
@@ -378,7 +378,7 @@ class TensorflowModel(Model[TensorflowVector]):
         self, batch: Batch
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         self._require_built()
-        y_true, s_wght = batch[1], batch[2]
+        inputs, y_true, s_wght = split_batch(batch)
         if y_true is None:
             raise TypeError("TensorflowModel.compute_batch_predictions needs a batch with y_true.")
         if self._predict_fn is None:
@@ -387,7 +387,7 @@ class TensorflowModel(Model[TensorflowVector]):
                 lambda inputs: model(inputs, training=False), reduce_retracing=True
             )
         with tf.device(self._device):
-            inputs, _, _ = self._unpack_batch((batch[0], None, None))
+            inputs, _, _ = self._unpack_batch((inputs, None, None))
             y_pred = self._predict_fn(inputs)
         return (
             _to_numpy(y_true),
@@ -425,7 +425,7 @@ class TensorflowModel(Model[TensorflowVector]):
         return tf.convert_to_tensor(array)
 
     def _unpack_batch(self, batch: Batch) -> tuple[Any, tf.Tensor | None, tf.Tensor | None]:
-        inputs, y_true, s_wght = batch
+        inputs, y_true, s_wght = split_batch(batch)
         if isinstance(inputs, list | tuple):
             inputs = [self._tensor(x) for x in inputs]
         else:

@@ -15,6 +15,7 @@ from flwr_declearn.model._model_utils import (
     check_vector,
     raise_on_names_mismatch,
     require_pickle_permission,
+    split_batch,
 )
 from flwr_declearn.model.api import Model
 from flwr_declearn.model.torch._vector import TorchVector, select_device
@@ -270,10 +271,10 @@ class TorchModel(Model[TorchVector]):
     def compute_batch_predictions(
         self, batch: Batch
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        y_true, s_wght = batch[1], batch[2]
+        inputs, y_true, s_wght = split_batch(batch)
         if y_true is None:
             raise TypeError("TorchModel.compute_batch_predictions needs a batch with y_true.")
-        inputs, _, _ = self._unpack_batch((batch[0], None, None))
+        inputs, _, _ = self._unpack_batch((inputs, None, None))
         training = self._model.training
         self._model.eval()
         try:
@@ -310,7 +311,7 @@ class TorchModel(Model[TorchVector]):
         return tensor
 
     def _unpack_batch(self, batch: Batch) -> TorchBatch:
-        inputs, y_true, s_wght = batch
+        inputs, y_true, s_wght = split_batch(batch)
         if not isinstance(inputs, list | tuple):
             inputs = (inputs,)
         return (
