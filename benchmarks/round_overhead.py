@@ -13,8 +13,10 @@ own pieces exactly as a deployment does:
     message handler, NumPyClient conversion) -> reply Message -> objects
     -> FitRes -> strategy.aggregate_fit
 
-Rounds of the two arms are interleaved (ABBA order), the first ones are
-warm-up, and the median round times are compared: goal <= 1.05x.
+The two arms run in lockstep, interleaved step by step (configure_fit,
+each client's delivery, aggregate_fit; ABBA order), so that load changes
+hit both alike; a round's time is the sum of its steps. The first rounds
+are warm-up, and the median round times are compared: goal <= 1.05x.
 
 Bytes: the deflated objects of each FitIns (down) and FitRes (up) message,
 summed over clients, against the raw float32 bytes of the model's weights
@@ -29,7 +31,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -178,29 +180,50 @@ class Arm:
             )
         self.parameters = self.strategy.initialize_parameters(self.manager)
 
+    def rounds(self) -> Iterator[None]:
+        """Run rounds forever, pausing after each timed step (the caller interleaves arms).
+
+        A round's steps are configure_fit, one delivery per client, then
+        aggregate_fit; their times add up to the round time.
+        """
+        while True:
+            self.round += 1
+            elapsed, down, up = 0.0, 0, 0
+            start = time.perf_counter()
+            instructions = self.strategy.configure_fit(self.round, self.parameters, self.manager)
+            elapsed += time.perf_counter() - start
+            yield
+            results = []
+            for proxy, ins in instructions:
+                start = time.perf_counter()
+                message = Message(
+                    fitins_to_recorddict(ins, keep_input=True),
+                    dst_node_id=int(proxy.cid),
+                    message_type=MessageType.TRAIN,
+                    group_id=str(self.round),
+                )
+                received, n_down = transfer(message)
+                reply, n_up = transfer(self.client_app(received, self.contexts[proxy.cid]))
+                results.append((proxy, recorddict_to_fitres(reply.content, keep_input=False)))
+                elapsed += time.perf_counter() - start
+                down, up = down + n_down, up + n_up
+                yield
+            start = time.perf_counter()
+            parameters, _ = self.strategy.aggregate_fit(self.round, results, [])
+            elapsed += time.perf_counter() - start
+            assert parameters is not None, f"{self.name}: round {self.round} was not aggregated"
+            self.parameters = parameters
+            self.times.append(elapsed)
+            self.bytes_down.append(down)
+            self.bytes_up.append(up)
+            yield
+
     def run_round(self) -> None:
-        self.round += 1
-        start = time.perf_counter()
-        down = up = 0
-        results = []
-        for proxy, ins in self.strategy.configure_fit(self.round, self.parameters, self.manager):
-            message = Message(
-                fitins_to_recorddict(ins, keep_input=True),
-                dst_node_id=int(proxy.cid),
-                message_type=MessageType.TRAIN,
-                group_id=str(self.round),
-            )
-            received, nbytes = transfer(message)
-            down += nbytes
-            reply, nbytes = transfer(self.client_app(received, self.contexts[proxy.cid]))
-            up += nbytes
-            results.append((proxy, recorddict_to_fitres(reply.content, keep_input=False)))
-        parameters, _ = self.strategy.aggregate_fit(self.round, results, [])
-        assert parameters is not None, f"{self.name}: round {self.round} was not aggregated"
-        self.parameters = parameters
-        self.times.append(time.perf_counter() - start)
-        self.bytes_down.append(down)
-        self.bytes_up.append(up)
+        """Run one whole round (no interleaving)."""
+        steps = self.rounds()
+        target = self.round + 1
+        while len(self.times) < target:
+            next(steps)
 
 
 # -- arms -----------------------------------------------------------------------------------------
@@ -273,10 +296,13 @@ def main() -> None:
         f"{N_FEATURES}-{args.hidden}-{args.hidden}-{N_CLASSES} ({raw // 4} float32 weights, "
         f"{raw} bytes), {args.rounds} rounds per arm ({args.warmup} warm-up), torch threads 1"
     )
-    for rnd in range(args.rounds):
-        order = (flower, declearn) if rnd % 2 == 0 else (declearn, flower)
+    # Interleave the arms step by step (ABBA order), so that load changes hit both alike.
+    steps = {arm.name: arm.rounds() for arm in (flower, declearn)}
+    n_steps = args.rounds * (args.clients + 2)
+    for step in range(n_steps):
+        order = (flower, declearn) if step % 2 == 0 else (declearn, flower)
         for arm in order:
-            arm.run_round()
+            next(steps[arm.name])
     for _ in range(args.warmup + 2):  # SCAFFOLD: bytes only (its round 1 has no aux-vars yet)
         scaffold.run_round()
 
