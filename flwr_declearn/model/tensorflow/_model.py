@@ -136,7 +136,8 @@ class TensorflowModel(Model[TensorflowVector]):
         self._device = select_device(policy.gpu, policy.idx)
         self._vars: list[Any] = []
         self._names: list[str] = []
-        self._fns: dict[tuple[str, tuple[str, ...]], Any] = {}
+        self._trainable_cache: tuple[tuple[bool, ...], _Trainable] | None = None
+        self._fns: dict[tuple, Any] = {}  # batch structure -> concrete gradients function
         self._predict_fn: Any = None
         self._fdtype: tf.DType | None = None
         if self._model.built:
@@ -189,6 +190,7 @@ class TensorflowModel(Model[TensorflowVector]):
             self._model = model
         self._vars = list(self._model.weights)
         self._names = _weight_names(self._model)
+        self._trainable_cache = None
         self._fns = {}
         self._predict_fn = None
         self._fdtype = None
@@ -252,12 +254,20 @@ class TensorflowModel(Model[TensorflowVector]):
 
     def _named_vars(self, trainable: bool) -> list[tuple[str, Any]]:
         self._require_built()
-        pairs = list(zip(self._names, self._vars, strict=True))
-        if not trainable:
-            return pairs
-        if not self._model.trainable:
-            return []
-        return [(name, var) for name, var in pairs if var.trainable]
+        if trainable:
+            return self._trainable_vars().named
+        return list(zip(self._names, self._vars, strict=True))
+
+    def _trainable_vars(self) -> _Trainable:
+        """The trainable weights (re-indexed when a layer's `trainable` flag changes)."""
+        self._require_built()
+        flags = (self._model.trainable, *(var.trainable for var in self._vars))
+        cache = self._trainable_cache
+        if cache is None or cache[0] != flags:
+            pairs = zip(self._names, self._vars, strict=True)
+            named = [(n, v) for n, v in pairs if v.trainable] if self._model.trainable else []
+            cache = self._trainable_cache = (flags, _Trainable(named))
+        return cache[1]
 
     def get_weights(self, trainable: bool = False) -> TensorflowVector:
         with tf.device(self._device):
@@ -279,98 +289,127 @@ class TensorflowModel(Model[TensorflowVector]):
     def compute_batch_gradients(
         self, batch: Batch, max_norm: float | None = None
     ) -> TensorflowVector:
-        named = self._named_vars(trainable=True)
-        names = tuple(name for name, _ in named)
+        state = self._trainable_vars()
+        named, names = state.named, state.names
+        if max_norm is not None and max_norm <= 0:
+            raise ValueError(f"'max_norm' must be positive, not {max_norm!r}.")
         with tf.device(self._device):
             inputs, y_true, s_wght = self._unpack_batch(batch)
-            if max_norm is None:
-                grads, loss = self._compiled("grads", names, named)(inputs, y_true, s_wght)
-            else:
-                if max_norm <= 0:
-                    raise ValueError(f"'max_norm' must be positive, not {max_norm!r}.")
-                norm = tf.constant(max_norm, dtype=self._float_dtype())
-                grads, loss = self._compiled("clipped", names, named)(inputs, y_true, s_wght, norm)
+            multi = isinstance(inputs, list)
+            flat = [*inputs] if multi else [inputs]
+            n_inputs = len(flat)
+            flat += [t for t in (y_true, s_wght) if t is not None]
+            if max_norm is not None:
+                flat.append(tf.constant(max_norm, dtype=self._float_dtype()))
+            key = (
+                "grads" if max_norm is None else "clipped",
+                names,
+                multi,
+                n_inputs,
+                y_true is not None,
+                s_wght is not None,
+                tuple((t.dtype, _shape(t)[1:]) for t in flat),
+            )
+            func = self._fns.get(key)
+            if func is None:
+                func = self._fns[key] = self._build_step_fn(named, key, flat)
+            grads, loss = func(*flat)
         self._losses.append(loss)
         return TensorflowVector(dict(zip(names, grads, strict=True)))
 
     def apply_updates(self, updates: TensorflowVector) -> None:
-        named = self._named_vars(trainable=True)
+        state = self._trainable_vars()
         if not isinstance(updates, TensorflowVector):
             raise TypeError(
                 "TensorflowModel expects updates as a TensorflowVector, "
                 f"not {type(updates).__name__}."
             )
         coefs = updates.coefs
-        if len(coefs) != len(named) or any(name not in coefs for name, _ in named):
-            raise_on_names_mismatch(coefs, (n for n, _ in named), "updates")
-        values = [coefs[name] for name, _ in named]
-        if any(val.shape != var.shape for val, (_, var) in zip(values, named, strict=True)):
-            shapes = {name: tuple(var.shape) for name, var in named}
+        if len(coefs) != len(state.names) or any(name not in coefs for name in state.names):
+            raise_on_names_mismatch(coefs, state.names, "updates")
+        values = [coefs[name] for name in state.names]
+        if any(_shape(val) != shape for val, shape in zip(values, state.shapes, strict=True)):
+            shapes = dict(zip(state.names, state.shapes, strict=True))
             check_vector(updates, TensorflowVector, shapes, "updates", "TensorflowModel")
         with tf.device(self._device):
-            for (_, var), value in zip(named, values, strict=True):
-                _assign_add(var, value)
+            for (_, var), raw, value in zip(state.named, state.raw, values, strict=True):
+                if raw is None:  # no backing tf.Variable found: use Keras' own method
+                    var.assign_add(value)
+                    continue
+                if value.dtype is not raw.dtype and value.dtype != raw.dtype:
+                    value = tf.cast(value, raw.dtype)
+                tf.raw_ops.AssignAddVariableOp(resource=raw.handle, value=value)
 
     def collect_training_losses(self) -> list[float]:
         losses, self._losses = self._losses, []
         return [*self._loss_history, *(float(loss) for loss in losses)]
 
-    def _compiled(self, kind: str, names: tuple[str, ...], named: list[tuple[str, Any]]) -> Any:
-        """Return the tf.function of `kind` for this set of trainable weights (built once)."""
-        key = (kind, names)
-        func = self._fns.get(key)
-        if func is None:
-            variables = [var for _, var in named]
-            builder = {"grads": self._build_grads_fn, "clipped": self._build_clipped_fn}[kind]
-            func = self._fns[key] = builder(variables)
-        return func
+    def _build_step_fn(self, named: list[tuple[str, Any]], key: tuple, flat: list[Any]) -> Any:
+        """Trace the gradients function for one batch structure, with a free batch size.
+
+        Calling the concrete function skips `tf.function`'s per-call signature
+        matching, a large share of a small model's step.
+        """
+        kind, _, multi, n_inputs, has_y, has_w, _ = key
+        variables = [var for _, var in named]
+        body = self._grads if kind == "grads" else self._clipped_grads
+
+        def step(*args: tf.Tensor) -> tuple[list[tf.Tensor], tf.Tensor]:
+            inputs: Any = list(args[:n_inputs]) if multi else args[0]
+            rest = list(args[n_inputs:])
+            y_true = rest.pop(0) if has_y else None
+            s_wght = rest.pop(0) if has_w else None
+            return body(variables, inputs, y_true, s_wght, *rest)
+
+        specs = [tf.TensorSpec([None, *t.shape[1:]] if t.shape.rank else [], t.dtype) for t in flat]
+        if kind == "clipped":
+            specs[-1] = tf.TensorSpec([], flat[-1].dtype)  # max_norm
+        return tf.function(step).get_concrete_function(*specs)
 
     def _forward_losses(self, inputs: Any, y_true: Any) -> tf.Tensor:
         y_pred = self._model(inputs, training=True)
         return _samplewise(self._loss(y_true, y_pred))
 
-    def _build_grads_fn(self, variables: list[Any]) -> Any:
-        @tf.function(reduce_retracing=True)
-        def grads_fn(inputs: Any, y_true: Any, s_wght: Any) -> tuple[list[tf.Tensor], tf.Tensor]:
-            with tf.GradientTape() as tape:
-                s_loss = self._forward_losses(inputs, y_true)
-                if s_wght is not None:
-                    s_loss = s_loss * tf.cast(s_wght, s_loss.dtype)
-                loss = tf.reduce_mean(s_loss)
-            grads = tape.gradient(
-                loss, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO
-            )
-            return [tf.convert_to_tensor(g) for g in grads], loss
-
-        return grads_fn
-
-    def _build_clipped_fn(self, variables: list[Any]) -> Any:
-        @tf.function(reduce_retracing=True)
-        def clipped_fn(
-            inputs: Any, y_true: Any, s_wght: Any, max_norm: tf.Tensor
-        ) -> tuple[list[tf.Tensor], tf.Tensor]:
-            with tf.GradientTape() as tape:
-                s_loss = self._forward_losses(inputs, y_true)
-            jacobians = tape.jacobian(
-                s_loss, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO
-            )
-            n_samples = tf.shape(s_loss)[0]
-            sq_norms = tf.add_n(
-                [
-                    tf.reduce_sum(tf.square(tf.reshape(jac, [n_samples, -1])), axis=1)
-                    for jac in jacobians
-                ]
-            )
-            scale = tf.minimum(tf.cast(1.0, sq_norms.dtype), max_norm / tf.sqrt(sq_norms))
+    def _grads(
+        self, variables: list[Any], inputs: Any, y_true: Any, s_wght: Any
+    ) -> tuple[list[tf.Tensor], tf.Tensor]:
+        """Batch-averaged gradients and loss (traced into a graph)."""
+        with tf.GradientTape() as tape:
+            s_loss = self._forward_losses(inputs, y_true)
             if s_wght is not None:
-                s_wght = tf.cast(s_wght, scale.dtype)
-                scale = scale * s_wght
-                s_loss = s_loss * s_wght
-            scale = scale / tf.cast(n_samples, scale.dtype)
-            grads = [tf.tensordot(scale, jac, axes=1) for jac in jacobians]
-            return grads, tf.reduce_mean(s_loss)
+                s_loss = s_loss * tf.cast(s_wght, s_loss.dtype)
+            loss = tf.reduce_mean(s_loss)
+        grads = tape.gradient(loss, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        return [tf.convert_to_tensor(g) for g in grads], loss
 
-        return clipped_fn
+    def _clipped_grads(
+        self, variables: list[Any], inputs: Any, y_true: Any, s_wght: Any, max_norm: tf.Tensor
+    ) -> tuple[list[tf.Tensor], tf.Tensor]:
+        """Average of sample-wise gradients clipped to `max_norm` (traced into a graph).
+
+        Sample-wise gradients are the rows of the jacobian of the sample-wise
+        losses, which TensorFlow vectorizes (pfor).
+        """
+        with tf.GradientTape() as tape:
+            s_loss = self._forward_losses(inputs, y_true)
+        jacobians = tape.jacobian(
+            s_loss, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO
+        )
+        n_samples = tf.shape(s_loss)[0]
+        sq_norms = tf.add_n(
+            [
+                tf.reduce_sum(tf.square(tf.reshape(jac, [n_samples, -1])), axis=1)
+                for jac in jacobians
+            ]
+        )
+        scale = tf.minimum(tf.cast(1.0, sq_norms.dtype), max_norm / tf.sqrt(sq_norms))
+        if s_wght is not None:
+            s_wght = tf.cast(s_wght, scale.dtype)
+            scale = scale * s_wght
+            s_loss = s_loss * s_wght
+        scale = scale / tf.cast(n_samples, scale.dtype)
+        grads = [tf.tensordot(scale, jac, axes=1) for jac in jacobians]
+        return grads, tf.reduce_mean(s_loss)
 
     # -- inference -------------------------------------------------------------------------------
 
@@ -446,12 +485,30 @@ def _to_numpy(data: Any) -> np.ndarray:
     return np.asarray(data)
 
 
-def _assign_add(var: Any, value: tf.Tensor) -> None:
-    """`var += value`, through the backing tf.Variable's raw op (Keras' wrapper is slow)."""
-    raw = var.value
-    if not isinstance(raw, tf.Variable):  # e.g. under a Keras autocast scope
-        var.assign_add(value)
-        return
-    if value.dtype != raw.dtype:
-        value = tf.cast(value, raw.dtype)
-    tf.raw_ops.AssignAddVariableOp(resource=raw.handle, value=value)
+class _Trainable:
+    """Trainable weights: names, Keras variables, backing tf.Variables, shapes."""
+
+    def __init__(self, named: list[tuple[str, Any]]) -> None:
+        self.named = named
+        self.names = tuple(name for name, _ in named)
+        # Updates go straight to the backing tf.Variable: Keras' wrapper costs more
+        # than the op itself on small models. None where there is no such variable.
+        self.raw = [_backing_variable(var) for _, var in named]
+        self.shapes = [tuple(var.shape) for _, var in named]
+
+
+def _backing_variable(var: Any) -> tf.Variable | None:
+    value = getattr(var, "value", None)
+    if isinstance(value, tf.Variable) and tuple(value.shape) == tuple(var.shape):
+        return value
+    return None
+
+
+def _shape(tensor: Any) -> tuple[int, ...]:
+    """Shape of an eager tensor, as a tuple (fast path for EagerTensors)."""
+    fast = getattr(tensor, "_shape_tuple", None)
+    if fast is not None:
+        shape = fast()
+        if shape is not None:
+            return tuple(shape)
+    return tuple(tensor.shape)
