@@ -158,6 +158,7 @@ def _api_step(model: Any, optim: Any, batches: list[Any]) -> Step:
             for k, v in coefs.items()
         }
 
+    step.parts = (model, optim, batches)  # type: ignore[attr-defined]
     return with_weights(step, weights)
 
 
@@ -264,6 +265,7 @@ def _jax_synced(step: Step, state: Callable[[], Any]) -> Step:
         if i < 0:  # called with a negative index by the timer at the end of a block
             jax.block_until_ready(state())
 
+    synced.parts = getattr(step, "parts", None)  # type: ignore[attr-defined]
     return synced
 
 
@@ -337,8 +339,6 @@ def tensorflow_variants(opt: str, hidden: int, batches: list[Any]) -> dict[str, 
 
         dl = DeclearnTFModel(net(), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
         dstep = _api_step(dl, _ours_optimizer(DeclearnOptimizer, opt), batches)
-        dstep(0)  # fail here, not in the timed loop, if it cannot run
-        dstep(-1)  # (two steps, to keep the step count even with the other variants)
         variants["declearn"] = with_weights(dstep, keras_weights(dl.get_wrapped_model()))
     except Exception as exc:  # report, do not hide
         msg = str(exc).splitlines()[0][:120]
@@ -390,15 +390,66 @@ def run_framework(framework: str, args: argparse.Namespace, queue: Any) -> None:
     for opt in ("sgd", "adam"):
         batches = make_batches(args.n_batches, args.batch_size)
         variants = BUILDERS[framework](opt, args.hidden, batches)
+        for i in range(CHECK_STEPS):  # same steps on the same batches, before timing
+            for name, step in list(variants.items()):
+                if not callable(step):
+                    continue
+                try:
+                    step(i % len(batches))
+                except Exception as exc:  # a baseline that cannot run: report it
+                    if name != "declearn":
+                        raise
+                    msg = str(exc).splitlines()[0][:120]
+                    variants[name] = f"n/a ({type(exc).__name__}: {msg})"
+        gap = weights_gap(variants)
         clock = time.process_time if args.clock == "cpu" else time.perf_counter
         results[opt] = time_variants(variants, len(batches), args.rounds, args.steps, clock)
-        results[opt]["diff"] = weights_gap(variants)
+        results[opt]["diff"] = gap
+        if args.breakdown:
+            results[opt]["phases"] = time_phases(variants["ours"], framework, args, clock)
     queue.put((framework, results))
 
 
+def time_phases(
+    step: Any, framework: str, args: argparse.Namespace, clock: Callable[[], float]
+) -> str:
+    """Median time of each phase of our step: gradients, updates, apply (synced for jax)."""
+    model, optim, batches = step.parts
+
+    def sync(out: Any) -> None:
+        if framework == "haiku":
+            import jax
+
+            jax.block_until_ready(out)
+
+    times: dict[str, list[float]] = {"grads": [], "updates": [], "apply": []}
+    for i in range(args.rounds * args.steps):
+        x, y = batches[i % len(batches)]
+        start = clock()
+        grads = model.compute_batch_gradients((x, y, None))
+        sync(grads.coefs)
+        mid = clock()
+        updates = optim.compute_updates_from_gradients(model, grads)
+        sync(updates.coefs)
+        end = clock()
+        model.apply_updates(updates)
+        times["grads"].append(mid - start)
+        times["updates"].append(end - mid)
+        times["apply"].append(clock() - end)
+    model.collect_training_losses()
+    return ", ".join(f"{k} {statistics.median(v) * 1e3:.3f}ms" for k, v in times.items())
+
+
+CHECK_STEPS = 20
+"""Steps run by every variant before timing, after which their weights are compared.
+
+(Not after the timed steps: over hundreds of steps, last-bit differences between
+implementations, e.g. torch's Adam arithmetic, flip ReLUs and grow chaotically.)"""
+
+
 def weights_gap(variants: dict[str, Step | str]) -> str:
-    """Largest gap between a variant's final weights and the plain loop's, relative to the
-    largest plain weight: all variants ran the same steps on the same batches."""
+    """Largest gap between a variant's weights and the plain loop's, relative to the
+    largest plain weight, after the same steps on the same batches."""
     plain = variants["plain"].weights()  # type: ignore[union-attr]
     scale = max(float(np.max(np.abs(w))) for w in plain.values())
     gaps = []
@@ -423,6 +474,12 @@ def main() -> None:
     parser.add_argument("--n-batches", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--hidden", type=int, default=256)
+    parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="also time each phase of our step (jax: the apply is fused into the next "
+        "gradients call, so it shows there)",
+    )
     parser.add_argument(
         "--clock",
         choices=["wall", "cpu"],
@@ -468,6 +525,8 @@ def main() -> None:
                 cells.append(f" {dl}")
             cells.append(f"   (weights vs plain: {res['diff']})")
             print(" ".join(cells))
+            if "phases" in res:
+                print(f"{'':<17} ours: {res['phases']}")
 
 
 if __name__ == "__main__":
