@@ -190,3 +190,10 @@ def test_rejects_non_module_models_and_wrong_update_types() -> None:
     with pytest.raises(TypeError, match="inputs, y_true, s_wght"):
         model.compute_batch_gradients(data())  # type: ignore[arg-type]
     assert isinstance(model.compute_batch_gradients((*data(), None)), TorchVector)
+
+
+def test_per_sample_clipping_explains_batch_norm_failures() -> None:
+    model = TorchModel(mlp(batch_norm=True), torch.nn.CrossEntropyLoss())
+    x, y = data()
+    with pytest.raises(ValueError, match="batch normalization"):
+        model.compute_batch_gradients((x, y, None), max_norm=1.0)

@@ -221,7 +221,14 @@ class TorchModel(Model[TorchVector]):
         if grads_fn is None:
             grads_fn = _samplewise_grads_fn(self._model, self._loss_fn, with_y)
             self._samplewise_fns[with_y] = grads_fn
-        grads, s_loss = grads_fn(params, frozen, inputs, y_true)
+        try:
+            grads, s_loss = grads_fn(params, frozen, inputs, y_true)
+        except (RuntimeError, ValueError) as exc:
+            raise type(exc)(
+                "Sample-wise gradients run the model on one sample at a time (torch.func.vmap): "
+                "layers that mix samples or update state in place, such as batch normalization "
+                f"in training mode, do not support 'max_norm'. Original error: {exc}"
+            ) from exc
         with torch.no_grad():
             n_samples = s_loss.shape[0]
             sq_norms = sum(g.reshape(n_samples, -1).square().sum(dim=1) for g in grads.values())
