@@ -390,6 +390,12 @@ def run_framework(framework: str, args: argparse.Namespace, queue: Any) -> None:
     for opt in ("sgd", "adam"):
         batches = make_batches(args.n_batches, args.batch_size)
         variants = BUILDERS[framework](opt, args.hidden, batches)
+        if args.fused_lr:
+            extra = BUILDERS[framework](opt, args.hidden, batches)["ours"]
+            variants["fused"] = with_weights(
+                fused_lr_step(extra.parts, framework),  # type: ignore[union-attr]
+                extra.weights,  # type: ignore[union-attr]
+            )
         for i in range(CHECK_STEPS):  # same steps on the same batches, before timing
             for name, step in list(variants.items()):
                 if not callable(step):
@@ -408,6 +414,29 @@ def run_framework(framework: str, args: argparse.Namespace, queue: Any) -> None:
         if args.breakdown:
             results[opt]["phases"] = time_phases(variants["ours"], framework, args, clock)
     queue.put((framework, results))
+
+
+def fused_lr_step(parts: tuple[Any, Any, list[Any]], framework: str) -> Step:
+    """Our step if the Optimizer passed the learning rate to `apply_updates(..., scale)`.
+
+    (A projection of a proposed Optimizer change: modules run as usual, then
+    `model.apply_updates(direction, scale=-lrate)` replaces computing
+    `direction * -lrate` first.)
+    """
+    model, optim, batches = parts
+
+    def step(i: int) -> None:
+        x, y = batches[i]
+        grads = model.compute_batch_gradients((x, y, None))
+        for module in optim.modules:
+            grads = module.run(grads)
+        model.apply_updates(grads, scale=-optim.lrate)
+        if i < 0 and framework == "haiku":
+            import jax
+
+            jax.block_until_ready(model.get_weights().coefs)
+
+    return step
 
 
 def time_phases(
@@ -453,7 +482,9 @@ def weights_gap(variants: dict[str, Step | str]) -> str:
     plain = variants["plain"].weights()  # type: ignore[union-attr]
     scale = max(float(np.max(np.abs(w))) for w in plain.values())
     gaps = []
-    for name in ("ours", "declearn"):
+    for name in ("ours", "declearn", "fused"):
+        if name not in variants:
+            continue
         step = variants[name]
         if not callable(step):
             continue
@@ -474,6 +505,12 @@ def main() -> None:
     parser.add_argument("--n-batches", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--hidden", type=int, default=256)
+    parser.add_argument(
+        "--fused-lr",
+        action="store_true",
+        help="also time our step with the learning rate fused into apply_updates (a "
+        "projection of a proposed Optimizer change)",
+    )
     parser.add_argument(
         "--breakdown",
         action="store_true",
@@ -525,6 +562,9 @@ def main() -> None:
                 cells.append(f" {dl}")
             cells.append(f"   (weights vs plain: {res['diff']})")
             print(" ".join(cells))
+            if "fused" in res:
+                fused = res["fused"]
+                print(f"{'':<17} ours, lr fused: {fused * 1e3:.3f}ms {fused / plain:.2f}")  # type: ignore[operator]
             if "phases" in res:
                 print(f"{'':<17} ours: {res['phases']}")
 

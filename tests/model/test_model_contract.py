@@ -153,6 +153,26 @@ def test_apply_updates_adds_updates_to_trainable_weights(case: ModelCase) -> Non
         np.testing.assert_allclose(result[key], val + upd[key], rtol=1e-6, atol=1e-7)
 
 
+def test_apply_updates_with_a_scale_adds_scaled_updates(case: ModelCase) -> None:
+    """`apply_updates(u, scale)` adds `scale * u` (an optimizer's `-lrate * direction`)."""
+    model, twin = case.make(), case.make()
+    x, y = make_data()
+    grads = model.compute_batch_gradients((x, y, None))
+    model.apply_updates(grads, scale=-0.3)  # type: ignore[call-arg]
+    twin.apply_updates(grads * -0.3)
+    expected = snapshot(twin.get_weights())
+    for key, val in snapshot(model.get_weights()).items():
+        np.testing.assert_allclose(val, expected[key], rtol=1e-6, atol=1e-7)
+    model.apply_updates(grads, scale=-0.3)  # type: ignore[call-arg]
+    twin.apply_updates(grads * -0.3)
+    np.testing.assert_allclose(  # also through the next gradients computation
+        snapshot(model.compute_batch_gradients((x, y, None)))[key],
+        snapshot(twin.compute_batch_gradients((x, y, None)))[key],
+        rtol=1e-5,
+        atol=1e-6,
+    )
+
+
 def test_apply_updates_rejects_wrong_names_and_types(case: ModelCase) -> None:
     model = case.make(frozen=True)
     with pytest.raises(KeyError):

@@ -30,6 +30,8 @@ __all__ = ["HaikuModel"]
 Params = dict[str, jax.Array]
 """Flat mapping of `"layer:weight"` names to arrays."""
 LossFn = Callable[[jax.Array, jax.Array], jax.Array]
+Pending = tuple[Params, float]
+"""Updates not yet added to the weights, and their scale."""
 Criterion = Callable[[str, str, jax.Array], bool] | Mapping[str, Mapping[str, Any]] | list[str]
 
 
@@ -96,7 +98,7 @@ class HaikuModel(Model[JaxNumpyVector]):
         self._trainable: list[str] = []
         self._train: Params = {}
         self._fixed: Params = {}
-        self._pending: Params | None = None  # updates not yet added to `_train`
+        self._pending: Pending | None = None  # (updates, scale) not yet added to `_train`
         self._dtype: Any = None
         self._data_info: dict[str, Any] = {}
         self._losses: list[jax.Array] = []
@@ -275,7 +277,7 @@ class HaikuModel(Model[JaxNumpyVector]):
         weights flushes first.
         """
         if self._pending is not None:
-            self._train = _add_trees(self._train, self._pending)
+            self._train = _add_trees(self._train, *self._pending)
             self._pending = None
 
     def _all_params(self) -> Params:
@@ -340,7 +342,13 @@ class HaikuModel(Model[JaxNumpyVector]):
         self._losses.append(loss)
         return JaxNumpyVector({name: grads[name] for name in self._trainable})
 
-    def apply_updates(self, updates: JaxNumpyVector) -> None:
+    def apply_updates(self, updates: JaxNumpyVector, scale: float = 1.0) -> None:
+        """Add `scale * updates` to the trainable weights.
+
+        `scale` lets an optimizer apply `-lrate * direction` without computing it
+        first. The addition is deferred to the next compiled gradients call (or
+        to the next read of the weights), saving a dispatch per step.
+        """
         if not isinstance(updates, JaxNumpyVector):
             raise TypeError(
                 f"HaikuModel expects updates as a JaxNumpyVector, not {type(updates).__name__}."
@@ -353,7 +361,7 @@ class HaikuModel(Model[JaxNumpyVector]):
                 shapes = {k: tuple(v.shape) for k, v in self._train.items()}
                 check_vector(updates, JaxNumpyVector, shapes, "updates", "HaikuModel")
         self._flush()
-        self._pending = dict(coefs)
+        self._pending = (dict(coefs), float(scale))
 
     def collect_training_losses(self) -> list[float]:
         losses, self._losses = self._losses, []
@@ -461,7 +469,7 @@ def _grads_and_loss(
     model_fn: Callable[..., jax.Array],
     loss_fn: LossFn,
     train: Params,
-    pending: Params | None,
+    pending: Pending | None,
     fixed: Params,
     rng: jax.Array,
     inputs: tuple[jax.Array, ...],
@@ -473,7 +481,7 @@ def _grads_and_loss(
     `pending` updates (if any) are first added to `train`; the updated weights
     are returned then (None otherwise).
     """
-    new_train = None if pending is None else _add_trees(train, pending)
+    new_train = None if pending is None else _add_trees(train, *pending)
     train = train if new_train is None else new_train
     rng, key = jax.random.split(rng)
     apply = hk.transform(model_fn).apply
@@ -494,7 +502,7 @@ def _clipped_grads_and_loss(
     model_fn: Callable[..., jax.Array],
     loss_fn: LossFn,
     train: Params,
-    pending: Params | None,
+    pending: Pending | None,
     fixed: Params,
     rng: jax.Array,
     inputs: tuple[jax.Array, ...],
@@ -508,7 +516,7 @@ def _clipped_grads_and_loss(
     Also return the (weighted) batch loss, the next PRNG key and the updated
     weights (see `_grads_and_loss`).
     """
-    new_train = None if pending is None else _add_trees(train, pending)
+    new_train = None if pending is None else _add_trees(train, *pending)
     train = train if new_train is None else new_train
     rng, key = jax.random.split(rng)
     apply = hk.transform(model_fn).apply
@@ -536,6 +544,6 @@ def _clipped_grads_and_loss(
 
 
 @jax.jit
-def _add_trees(params: Params, updates: Params) -> Params:  # also used inside other jits
-    """Add updates to weights, keeping the weights' dtypes."""
-    return {k: (v + updates[k]).astype(v.dtype) for k, v in params.items()}
+def _add_trees(params: Params, updates: Params, scale: float) -> Params:  # used in other jits
+    """Add `scale * updates` to weights, keeping the weights' dtypes."""
+    return {k: (v + updates[k] * scale).astype(v.dtype) for k, v in params.items()}

@@ -317,7 +317,11 @@ class TensorflowModel(Model[TensorflowVector]):
         self._losses.append(loss)
         return TensorflowVector(dict(zip(names, grads, strict=True)))
 
-    def apply_updates(self, updates: TensorflowVector) -> None:
+    def apply_updates(self, updates: TensorflowVector, scale: float = 1.0) -> None:
+        """Add `scale * updates` to the trainable weights.
+
+        `scale` lets an optimizer apply `-lrate * direction` in the same ops.
+        """
         state = self._trainable_vars()
         if not isinstance(updates, TensorflowVector):
             raise TypeError(
@@ -331,14 +335,23 @@ class TensorflowModel(Model[TensorflowVector]):
         if any(_shape(val) != shape for val, shape in zip(values, state.shapes, strict=True)):
             shapes = dict(zip(state.names, state.shapes, strict=True))
             check_vector(updates, TensorflowVector, shapes, "updates", "TensorflowModel")
+        alphas: dict[tf.DType, tf.Tensor] = {}
         with tf.device(self._device):
             for (_, var), raw, value in zip(state.named, state.raw, values, strict=True):
                 if raw is None:  # no backing tf.Variable found: use Keras' own method
-                    var.assign_add(value)
+                    var.assign_add(value if scale == 1.0 else value * scale)
                     continue
-                if value.dtype is not raw.dtype and value.dtype != raw.dtype:
-                    value = tf.cast(value, raw.dtype)
-                tf.raw_ops.AssignAddVariableOp(resource=raw.handle, value=value)
+                dtype = raw.dtype
+                if value.dtype is not dtype and value.dtype != dtype:
+                    value = tf.cast(value, dtype)
+                if scale == 1.0:
+                    tf.raw_ops.AssignAddVariableOp(resource=raw.handle, value=value)
+                    continue
+                alpha = alphas.get(dtype)
+                if alpha is None:
+                    alpha = alphas[dtype] = tf.constant(-scale, dtype=dtype)
+                # var -= alpha * value, i.e. var += scale * value, in one op
+                tf.raw_ops.ResourceApplyGradientDescent(var=raw.handle, alpha=alpha, delta=value)
 
     def collect_training_losses(self) -> list[float]:
         losses, self._losses = self._losses, []

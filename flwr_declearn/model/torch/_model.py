@@ -241,7 +241,11 @@ class TorchModel(Model[TorchVector]):
             self._losses.append(s_loss.mean())
         return TorchVector(out)
 
-    def apply_updates(self, updates: TorchVector) -> None:
+    def apply_updates(self, updates: TorchVector, scale: float = 1.0) -> None:
+        """Add `scale * updates` to the trainable weights, in place.
+
+        `scale` lets an optimizer apply `-lrate * direction` in the same pass.
+        """
         trainable = self._trainable()
         if not isinstance(updates, TorchVector):
             raise TypeError(
@@ -267,7 +271,10 @@ class TorchModel(Model[TorchVector]):
             params.append(param)
             values.append(value)
         with torch.no_grad():
-            torch._foreach_add_(params, values)  # type: ignore[arg-type]
+            if scale == 1.0:
+                torch._foreach_add_(params, values)  # type: ignore[arg-type]
+            else:
+                torch._foreach_add_(params, values, alpha=scale)  # type: ignore[arg-type]
 
     def collect_training_losses(self) -> list[float]:
         losses, self._losses = self._losses, []
