@@ -106,7 +106,9 @@ def torch_variants(opt: str, hidden: int, batches: list[Any]) -> dict[str, Step 
         optim = torch.optim.Adam(
             model.parameters(), lr=ADAM["lr"], betas=(ADAM["b1"], ADAM["b2"]), eps=ADAM["eps"]
         )
-    tensors = [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in batches]
+    device = "cuda" if torch.cuda.is_available() and _gpu_policy() else "cpu"
+    model.to(device)
+    tensors = [(torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)) for x, y in batches]
 
     def plain(i: int) -> None:
         x, y = tensors[i]
@@ -116,7 +118,7 @@ def torch_variants(opt: str, hidden: int, batches: list[Any]) -> dict[str, Step 
         optim.step()
 
     variants["plain"] = with_weights(
-        plain, lambda: {k: p.detach().numpy() for k, p in model.named_parameters()}
+        plain, lambda: {k: p.detach().cpu().numpy() for k, p in model.named_parameters()}
     )
     # ours
     from flwr_declearn.model.torch import TorchModel
@@ -137,6 +139,18 @@ def torch_variants(opt: str, hidden: int, batches: list[Any]) -> dict[str, Step 
     return variants
 
 
+def _to_numpy(array: Any) -> np.ndarray:
+    if hasattr(array, "detach"):  # torch
+        array = array.detach().cpu()
+    return np.array(array)
+
+
+def _gpu_policy() -> bool:
+    from flwr_declearn.utils import get_device_policy
+
+    return get_device_policy().gpu
+
+
 def _ours_optimizer(cls: Any, opt: str) -> Any:
     if opt == "sgd":
         return cls(lrate=SGD_LR)
@@ -154,8 +168,7 @@ def _api_step(model: Any, optim: Any, batches: list[Any]) -> Step:
     def weights() -> dict[str, np.ndarray]:
         coefs = model.get_weights(trainable=True).coefs
         return {  # (declearn's TorchModel prefixes names with "module.")
-            k.removeprefix("module."): np.array(getattr(v, "detach", lambda v=v: v)())
-            for k, v in coefs.items()
+            k.removeprefix("module."): _to_numpy(v) for k, v in coefs.items()
         }
 
     step.parts = (model, optim, batches)  # type: ignore[attr-defined]
@@ -184,10 +197,12 @@ def haiku_variants(opt: str, hidden: int, batches: list[Any]) -> dict[str, Step 
     def xent(y_pred: jax.Array, y_true: jax.Array) -> jax.Array:
         return optax.softmax_cross_entropy_with_integer_labels(y_pred, y_true)
 
-    params0 = {
-        f"linear_{i}": {"w": jnp.asarray(k), "b": jnp.asarray(b)}
-        for i, (k, b) in enumerate(weights)
-    }
+    from flwr_declearn.model.haiku import select_device
+
+    device = select_device(_gpu_policy())  # the plain loop runs where ours does
+    params0 = jax.device_put(
+        {f"linear_{i}": {"w": k, "b": b} for i, (k, b) in enumerate(weights)}, device
+    )
     variants: dict[str, Step | str] = {}
     # plain: one jit-compiled optax step
     transformed = hk.transform(mlp)
@@ -207,8 +222,9 @@ def haiku_variants(opt: str, hidden: int, batches: list[Any]) -> dict[str, Step 
         updates, state = tx.update(grads, state, params)
         return optax.apply_updates(params, updates), state, rng
 
-    arrays = [(jnp.asarray(x), jnp.asarray(y)) for x, y in batches]
-    holder = {"params": params0, "state": tx.init(params0), "rng": jax.random.PRNGKey(0)}
+    arrays = [jax.device_put((x, y), device) for x, y in batches]
+    rng = jax.device_put(jax.random.PRNGKey(0), device)
+    holder = {"params": params0, "state": tx.init(params0), "rng": rng}
 
     def plain(i: int) -> None:
         x, y = arrays[i]
@@ -300,12 +316,17 @@ def tensorflow_variants(opt: str, hidden: int, batches: list[Any]) -> dict[str, 
             ADAM["lr"], beta_1=ADAM["b1"], beta_2=ADAM["b2"], epsilon=ADAM["eps"]
         )
 
+    from flwr_declearn.model.tensorflow import select_device
+
+    device = select_device(_gpu_policy())  # the plain loop runs where ours does
     variants: dict[str, Step | str] = {}
     # plain: tf.function step with a Keras optimizer
-    model = net()
-    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    optim = keras_opt()
-    optim.build(model.trainable_variables)
+    with tf.device(device):
+        model = net()
+        loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        optim = keras_opt()
+        optim.build(model.trainable_variables)
+        tensors = [(tf.convert_to_tensor(x), tf.convert_to_tensor(y)) for x, y in batches]
 
     @tf.function
     def train_step(x: tf.Tensor, y: tf.Tensor) -> None:
@@ -314,10 +335,9 @@ def tensorflow_variants(opt: str, hidden: int, batches: list[Any]) -> dict[str, 
         grads = tape.gradient(loss, model.trainable_variables)
         optim.apply_gradients(zip(grads, model.trainable_variables, strict=True))
 
-    tensors = [(tf.convert_to_tensor(x), tf.convert_to_tensor(y)) for x, y in batches]
-
     def plain(i: int) -> None:
-        train_step(*tensors[i])
+        with tf.device(device):
+            train_step(*tensors[i])
 
     def keras_weights(model: keras.Model) -> Weights:
         return lambda: {str(i): w for i, w in enumerate(model.get_weights())}
@@ -386,6 +406,16 @@ def time_variants(
 
 
 def run_framework(framework: str, args: argparse.Namespace, queue: Any) -> None:
+    if args.gpu:  # ours and declearn's Models follow their device policies
+        from flwr_declearn.utils import set_device_policy
+
+        set_device_policy(gpu=True)
+        try:
+            from declearn.utils import set_device_policy as set_declearn_policy
+
+            set_declearn_policy(gpu=True)
+        except ImportError:
+            pass
     results = {}
     for opt in ("sgd", "adam"):
         batches = make_batches(args.n_batches, args.batch_size)
@@ -396,6 +426,8 @@ def run_framework(framework: str, args: argparse.Namespace, queue: Any) -> None:
                 fused_lr_step(extra.parts, framework),  # type: ignore[union-attr]
                 extra.weights,  # type: ignore[union-attr]
             )
+        if args.gpu:
+            variants = {k: _synced(v) if callable(v) else v for k, v in variants.items()}
         for i in range(CHECK_STEPS):  # same steps on the same batches, before timing
             for name, step in list(variants.items()):
                 if not callable(step):
@@ -414,6 +446,19 @@ def run_framework(framework: str, args: argparse.Namespace, queue: Any) -> None:
         if args.breakdown:
             results[opt]["phases"] = time_phases(variants["ours"], framework, args, clock)
     queue.put((framework, results))
+
+
+def _synced(step: Any) -> Step:
+    """Wait for asynchronous (GPU) work at the end of each timed block, by reading weights."""
+
+    def synced(i: int) -> None:
+        step(i)
+        if i < 0:
+            step.weights()
+
+    synced.weights = step.weights  # type: ignore[attr-defined]
+    synced.parts = getattr(step, "parts", None)  # type: ignore[attr-defined]
+    return synced
 
 
 def fused_lr_step(parts: tuple[Any, Any, list[Any]], framework: str) -> Step:
@@ -506,6 +551,12 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument(
+        "--gpu",
+        action="store_true",
+        help="set the device policy to GPU (ours, declearn) and run the plain loops on the "
+        "framework's default GPU; use the wall clock",
+    )
+    parser.add_argument(
         "--fused-lr",
         action="store_true",
         help="also time our step with the learning rate fused into apply_updates (a "
@@ -525,6 +576,8 @@ def main() -> None:
         "(CPU only: it misses time spent waiting for a GPU)",
     )
     args = parser.parse_args()
+    if args.gpu and args.clock == "cpu":
+        parser.error("--gpu needs the wall clock (CPU time misses the GPU's work)")
     # Single-threaded frameworks: 2-core machines, stable timings.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
