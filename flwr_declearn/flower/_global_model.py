@@ -81,9 +81,10 @@ class GlobalWeights(Model[NumpyVector]):
         for name, value in weights.coefs.items():
             self._weights[name] = np.asarray(value)
 
-    def apply_updates(self, updates: NumpyVector) -> None:
+    def apply_updates(self, updates: NumpyVector, scale: float = 1.0) -> None:
         current = self.get_weights(trainable=True)
-        new = current + updates  # checks names, shapes and dtypes
+        # The addition checks names, shapes and dtypes.
+        new = current + (updates if scale == 1.0 else updates * scale)
         for name, value in new.coefs.items():
             self._weights[name] = np.asarray(value, dtype=self._weights[name].dtype)
 

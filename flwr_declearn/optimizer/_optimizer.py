@@ -110,10 +110,13 @@ class Optimizer:
 
     # -- training --------------------------------------------------------------------------------
 
-    def compute_updates_from_gradients(self, model: Model, gradients: Vector) -> Vector:
-        """Return the updates to add to `model`'s trainable weights, given its gradients.
+    def _direction(
+        self, model: Model, gradients: Vector
+    ) -> tuple[Vector, float, float, Vector | None]:
+        """Run regularizers and modules; return `(direction, lrate, w_decay, weights)`.
 
-        Advances the rate schedulers by one step.
+        Advances the rate schedulers by one step. `weights` is None unless
+        a regularizer or weight decay needed them.
         """
         lrate = self._lrate_scheduler.get_next_rate()
         wrate = self._wrate_scheduler.get_next_rate()
@@ -124,14 +127,30 @@ class Optimizer:
                 gradients = regularizer.run(gradients, weights)
         for module in self.modules:
             gradients = module.run(gradients)
-        updates = scale(gradients, -lrate)
+        return gradients, lrate, wrate, weights
+
+    def compute_updates_from_gradients(self, model: Model, gradients: Vector) -> Vector:
+        """Return the updates to add to `model`'s trainable weights, given its gradients.
+
+        Advances the rate schedulers by one step.
+        """
+        direction, lrate, wrate, weights = self._direction(model, gradients)
+        updates = scale(direction, -lrate)
         if wrate:
             updates = axpy(-wrate, weights, updates)  # type: ignore[arg-type]
         return updates
 
     def apply_gradients(self, model: Model, gradients: Vector) -> None:
-        """Compute updates from `gradients` and apply them to `model`."""
-        model.apply_updates(self.compute_updates_from_gradients(model, gradients))
+        """Compute updates from `gradients` and apply them to `model`.
+
+        Without weight decay, the learning rate is applied by the model in
+        the same pass as the update (`model.apply_updates(d, scale=-lrate)`).
+        """
+        direction, lrate, wrate, weights = self._direction(model, gradients)
+        if wrate:
+            model.apply_updates(axpy(-wrate, weights, scale(direction, -lrate)))  # type: ignore[arg-type]
+        else:
+            model.apply_updates(direction, scale=-lrate)
 
     def run_train_step(self, model: Model, batch: Batch, sclip: float | None = None) -> None:
         """Take one training step of `model` on `batch`.
@@ -145,8 +164,7 @@ class Optimizer:
         sclip:
             Optional L2-norm bound on sample-wise gradients (before averaging).
         """
-        gradients = model.compute_batch_gradients(batch, max_norm=sclip)
-        model.apply_updates(self.compute_updates_from_gradients(model, gradients))
+        self.apply_gradients(model, model.compute_batch_gradients(batch, max_norm=sclip))
 
     def start_round(self) -> None:
         """Signal a new training round to schedulers, regularizers and modules."""

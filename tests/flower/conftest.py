@@ -145,9 +145,9 @@ class LinearModel(Model[NumpyVector]):
             }
         )
 
-    def apply_updates(self, updates: NumpyVector) -> None:
+    def apply_updates(self, updates: NumpyVector, scale: float = 1.0) -> None:
         for name, value in updates.coefs.items():
-            self._weights[name] = (self._weights[name] + value).astype(self.dtype)
+            self._weights[name] = (self._weights[name] + scale * value).astype(self.dtype)
 
     def compute_batch_predictions(
         self, batch: Batch

@@ -104,9 +104,9 @@ class NumpyLinearModel(Model[Vector]):
         }
         return self.vector_type.unpack(grads)
 
-    def apply_updates(self, updates: Vector) -> None:
+    def apply_updates(self, updates: Vector, scale: float = 1.0) -> None:
         packed = updates.pack()
-        self.weights = {k: v + np.asarray(packed[k]) for k, v in self.weights.items()}
+        self.weights = {k: v + scale * np.asarray(packed[k]) for k, v in self.weights.items()}
 
     def _predict(self, inputs: Any) -> np.ndarray:
         return np.asarray(inputs) @ self.weights["kernel"] + self.weights["bias"]  # type: ignore[no-any-return]

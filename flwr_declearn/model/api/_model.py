@@ -94,8 +94,12 @@ class Model(Generic[VectorT], metaclass=ABCMeta):
         """
 
     @abstractmethod
-    def apply_updates(self, updates: VectorT) -> None:
-        """Add `updates` to the trainable weights."""
+    def apply_updates(self, updates: VectorT, scale: float = 1.0) -> None:
+        """Add `scale * updates` to the trainable weights, in place.
+
+        `scale` lets an Optimizer apply `-lrate * direction` in the same pass
+        over the weights, instead of materializing the scaled updates first.
+        """
 
     def collect_training_losses(self) -> list[float]:
         """Return the batch losses recorded since the last call, and forget them."""
