@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from abc import ABCMeta, abstractmethod
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 
 from flwr_declearn.model.api import Vector
-from flwr_declearn.utils import access_registered, create_types_registry, register_type
+from flwr_declearn.utils import create_types_registry
+from flwr_declearn.utils._plugin import RegisteredPlugin
 
 __all__ = ["OptiModule"]
 
 
 @create_types_registry(name="OptiModule")
-class OptiModule(metaclass=ABCMeta):
+class OptiModule(RegisteredPlugin, metaclass=ABCMeta, register=False):
     """Plug-in algorithm that transforms gradients on their way to updates.
 
     An `Optimizer` chains modules: each `run` takes the output of the
@@ -36,21 +37,10 @@ class OptiModule(metaclass=ABCMeta):
     unless declared with `register=False`.
     """
 
-    name: ClassVar[str] = NotImplemented
-    """Unique name of the module type, used for registration and configs."""
+    plugin_group: ClassVar[str] = "OptiModule"
 
     aux_name: ClassVar[str | None] = None
     """Name shared by a client/server pair of modules to route aux-vars."""
-
-    def __init_subclass__(cls, register: bool = True, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if register:
-            if not isinstance(cls.__dict__.get("name"), str):
-                raise TypeError(
-                    f"OptiModule subclass '{cls.__qualname__}' must define a str 'name' class "
-                    "attribute (or be declared with register=False)."
-                )
-            register_type(cls, name=cls.name, group="OptiModule")
 
     @abstractmethod
     def run(self, gradients: Vector) -> Vector:
@@ -83,32 +73,6 @@ class OptiModule(metaclass=ABCMeta):
         """Return the JSON-serializable keyword arguments that rebuild this module."""
         return {}
 
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> Self:
-        """Build a module from its `get_config` output.
-
-        Raises
-        ------
-        TypeError
-            If `config` holds unexpected or lacks required parameters.
-        """
-        try:
-            return cls(**config)
-        except TypeError as exc:
-            raise TypeError(f"Invalid config for OptiModule '{cls.name}': {exc}") from exc
-
-    @staticmethod
-    def from_specs(name: str, config: dict[str, Any]) -> OptiModule:
-        """Build the module registered under `name` from its config dict.
-
-        Raises
-        ------
-        KeyError
-            If no OptiModule is registered under `name`.
-        """
-        cls = access_registered(name, group="OptiModule")
-        return cls.from_config(config)  # type: ignore[attr-defined, no-any-return]
-
     def get_state(self) -> dict[str, Any]:
         """Return the module's inner state (JSON-able via `to_jsonable`)."""
         return {}
@@ -123,7 +87,3 @@ class OptiModule(metaclass=ABCMeta):
         """
         if state:
             raise KeyError(f"OptiModule '{self.name}' has no state, but received {sorted(state)}.")
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from abc import ABCMeta, abstractmethod
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 
 from flwr_declearn.optimizer._checks import pop_state
-from flwr_declearn.utils import access_registered, create_types_registry, register_type
+from flwr_declearn.utils import create_types_registry
+from flwr_declearn.utils._plugin import RegisteredPlugin
 
 __all__ = ["Scheduler"]
 
 
 @create_types_registry(name="Scheduler")
-class Scheduler(metaclass=ABCMeta):
+class Scheduler(RegisteredPlugin, metaclass=ABCMeta, register=False):
     """Rate that evolves with training steps and/or rounds.
 
     `steps` counts the rates handed out by `get_next_rate` (from 0);
@@ -27,18 +28,7 @@ class Scheduler(metaclass=ABCMeta):
         Base value of the rate (meaning varies with the rule).
     """
 
-    name: ClassVar[str] = NotImplemented
-    """Unique name of the scheduler type, used for registration and configs."""
-
-    def __init_subclass__(cls, register: bool = True, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if register:
-            if not isinstance(cls.__dict__.get("name"), str):
-                raise TypeError(
-                    f"Scheduler subclass '{cls.__qualname__}' must define a str 'name' class "
-                    "attribute (or be declared with register=False)."
-                )
-            register_type(cls, name=cls.name, group="Scheduler")
+    plugin_group: ClassVar[str] = "Scheduler"
 
     def __init__(self, base: float) -> None:
         self.base = base
@@ -67,32 +57,6 @@ class Scheduler(metaclass=ABCMeta):
         """Return the JSON-serializable keyword arguments that rebuild this scheduler."""
         return {"base": self.base}
 
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> Self:
-        """Build a scheduler from its `get_config` output.
-
-        Raises
-        ------
-        TypeError
-            If `config` holds unexpected or lacks required parameters.
-        """
-        try:
-            return cls(**config)
-        except TypeError as exc:
-            raise TypeError(f"Invalid config for Scheduler '{cls.name}': {exc}") from exc
-
-    @staticmethod
-    def from_specs(name: str, config: dict[str, Any]) -> Scheduler:
-        """Build the scheduler registered under `name` from its config dict.
-
-        Raises
-        ------
-        KeyError
-            If no Scheduler is registered under `name`.
-        """
-        cls = access_registered(name, group="Scheduler")
-        return cls.from_config(config)  # type: ignore[attr-defined, no-any-return]
-
     def get_state(self) -> dict[str, Any]:
         """Return the step and round counters (and any rule-specific counter)."""
         return {"steps": self.steps, "rounds": self.rounds}
@@ -108,10 +72,6 @@ class Scheduler(metaclass=ABCMeta):
         steps, rounds = pop_state(state, ("steps", "rounds"), type(self).__name__)
         self.steps = int(steps)
         self.rounds = int(rounds)
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 class ConstantScheduler(Scheduler, register=False):
