@@ -24,6 +24,7 @@ from flwr_declearn.model.numpy import NumpyVector
 
 __all__ = [
     "accumulate",
+    "adam_step",
     "adaptive_scale",
     "add_noise",
     "add_squared",
@@ -98,6 +99,23 @@ class GenericKernels:
         if sq_div != 1.0:
             sq = sq / sq_div
         return num / (sq.sqrt() + eps)
+
+    @classmethod
+    def adam_step(
+        cls,
+        m: Vector,
+        v: Vector,
+        g: Vector,
+        beta_1: float,
+        beta_2: float,
+        eps: float,
+        step: int,
+        yogi: bool,
+    ) -> tuple[Vector, Vector, Vector]:
+        m = cls.ewma(m, g, beta_1)
+        v = cls.yogi_ewma(v, cls.square(g), beta_2) if yogi else cls.ewma_squared(v, g, beta_2)
+        out = cls.adaptive_scale(m, v, eps, 1.0 - beta_1**step, 1.0 - beta_2**step)
+        return m, v, out
 
     @staticmethod
     def add_squared(state: Vector, x: Vector) -> Vector:
@@ -191,6 +209,29 @@ def adaptive_scale(
 ) -> Vector:
     """Return `(num / num_div) / (sqrt(sq / sq_div) + eps)`."""
     return _kernels(num).adaptive_scale(num, sq, eps, num_div, sq_div)  # type: ignore[no-any-return]
+
+
+def adam_step(
+    m: Vector,
+    v: Vector,
+    g: Vector,
+    beta_1: float,
+    beta_2: float,
+    eps: float,
+    step: int,
+    yogi: bool = False,
+) -> tuple[Vector, Vector, Vector]:
+    """Return `(m_t, v_t, out)` for Adam's (or Yogi's) step number `step` (from 1).
+
+        m_t = beta_1 * m + (1 - beta_1) * g
+        v_t = beta_2 * v + (1 - beta_2) * g ** 2                    # Adam
+        v_t = v - (1 - beta_2) * sign(v - g ** 2) * g ** 2          # Yogi
+        out = (m_t / (1 - beta_1 ** step)) / (sqrt(v_t / (1 - beta_2 ** step)) + eps)
+
+    Equals `ewma`, `ewma_squared` (or `yogi_ewma` of `square`) and
+    `adaptive_scale` in a row, in one compiled call where possible.
+    """
+    return _kernels(m).adam_step(m, v, g, beta_1, beta_2, eps, step, yogi)  # type: ignore[no-any-return]
 
 
 def add_squared(state: Vector, x: Vector) -> Vector:

@@ -31,7 +31,7 @@ class ArrayOps(Protocol):
         ...
 
 
-def build_formulas(ops: ArrayOps) -> dict[str, Callable[..., Arrays]]:
+def build_formulas(ops: ArrayOps) -> dict[str, Callable[..., Arrays | tuple[Arrays, ...]]]:
     """Return the dict-of-arrays version of each kernel, to be compiled."""
 
     def scale(vec: Arrays, factor: Any) -> Arrays:
@@ -64,6 +64,20 @@ def build_formulas(ops: ArrayOps) -> dict[str, Callable[..., Arrays]]:
             for k, a in num.items()
         }
 
+    def adam_step(
+        m: Arrays, v: Arrays, g: Arrays, beta_1: Any, beta_2: Any, eps: Any, div_1: Any, div_2: Any
+    ) -> tuple[Arrays, Arrays, Arrays]:
+        m = ewma(m, g, beta_1)
+        v = ewma_squared(v, g, beta_2)
+        return m, v, adaptive_scale(m, v, eps, div_1, div_2)
+
+    def yogi_step(
+        m: Arrays, v: Arrays, g: Arrays, beta_1: Any, beta_2: Any, eps: Any, div_1: Any, div_2: Any
+    ) -> tuple[Arrays, Arrays, Arrays]:
+        m = ewma(m, g, beta_1)
+        v = yogi_ewma(v, square(g), beta_2)
+        return m, v, adaptive_scale(m, v, eps, div_1, div_2)
+
     def add_squared(state: Arrays, x: Arrays) -> Arrays:
         return {k: s + x[k] * x[k] for k, s in state.items()}
 
@@ -92,6 +106,8 @@ def build_formulas(ops: ArrayOps) -> dict[str, Callable[..., Arrays]]:
         "axpy": axpy,
         "yogi_ewma": yogi_ewma,
         "adaptive_scale": adaptive_scale,
+        "adam_step": adam_step,
+        "yogi_step": yogi_step,
         "add_squared": add_squared,
         "accumulate": accumulate,
         "clip_by_norm": clip_by_norm,
@@ -115,6 +131,12 @@ class CompiledKernels(GenericKernels):
     def _call(cls, name: str, vec: Vector, *args: Any) -> Vector:
         out = cls.formulas[name](*args)
         return cls.vector_type({k: out[k] for k in vec.coefs})  # keep the names' order
+
+    @classmethod
+    def _call_many(cls, name: str, vec: Vector, *args: Any) -> tuple[Vector, ...]:
+        """As `_call`, for a formula returning a tuple of dicts."""
+        outs = cls.formulas[name](*args)
+        return tuple(cls.vector_type({k: out[k] for k in vec.coefs}) for out in outs)
 
     @classmethod
     def scale(cls, vec: Vector, factor: float) -> Vector:  # type: ignore[override]
@@ -156,6 +178,26 @@ class CompiledKernels(GenericKernels):
             return GenericKernels.adaptive_scale(num, sq, eps, num_div, sq_div)
         scalars = (cls.scalar(eps), cls.scalar(num_div), cls.scalar(sq_div))
         return cls._call("adaptive_scale", num, num.coefs, sq.coefs, *scalars)
+
+    @classmethod
+    def adam_step(
+        cls,
+        m: Vector,
+        v: Vector,
+        g: Vector,
+        beta_1: float,
+        beta_2: float,
+        eps: float,
+        step: int,
+        yogi: bool,
+    ) -> tuple[Vector, Vector, Vector]:
+        if not aligned(g, m, v):
+            return GenericKernels.adam_step(m, v, g, beta_1, beta_2, eps, step, yogi)
+        scalars = [beta_1, beta_2, eps, 1.0 - beta_1**step, 1.0 - beta_2**step]
+        name = "yogi_step" if yogi else "adam_step"
+        args = (m.coefs, v.coefs, g.coefs, *map(cls.scalar, scalars))
+        m, v, out = cls._call_many(name, g, *args)
+        return m, v, out
 
     @classmethod
     def add_squared(cls, state: Vector, x: Vector) -> Vector:  # type: ignore[override]

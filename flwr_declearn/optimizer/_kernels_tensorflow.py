@@ -1,7 +1,15 @@
-"""Kernels for TensorflowVector: each formula is one `tf.function` call over all tensors."""
+"""Kernels for TensorflowVector: each formula is one graph-function call over all tensors.
+
+Calling a `tf.function`, or even one of its concrete functions, binds and
+flattens the structured arguments on every call, which costs more than the
+arithmetic on small models. Each formula is therefore traced once per Vector
+layout as a function of a flat list of tensors, and its graph function is
+called with that flat list (`ConcreteFunction.inference_fn.call_flat`).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import tensorflow as tf
@@ -27,26 +35,82 @@ class _TensorflowOps:
         return tf.cast(scalar, like.dtype)
 
 
+def _flat_graph_function(
+    formula: Callable[..., Any], keys: Sequence[str], args: Sequence[Any]
+) -> Callable[..., list[tf.Tensor]]:
+    """Trace `formula` for arguments shaped like `args` (dicts keyed by `keys`, scalar tensors).
+
+    Return a callable taking the flat list of input tensors (each dict's values
+    in `keys` order, scalars in place) and returning the flat list of outputs
+    (each output dict's values in `keys` order, output dicts in order).
+    """
+    kinds = [isinstance(arg, dict) for arg in args]
+    specs: list[tf.TensorSpec] = []
+    for arg, is_dict in zip(args, kinds, strict=True):
+        values = [arg[k] for k in keys] if is_dict else [arg]
+        specs.extend(tf.TensorSpec(val.shape, val.dtype) for val in values)
+    size = len(keys)
+
+    def flat_formula(*flat: tf.Tensor) -> list[tf.Tensor]:
+        rebuilt: list[Any] = []
+        pos = 0
+        for is_dict in kinds:
+            if is_dict:
+                rebuilt.append(dict(zip(keys, flat[pos : pos + size], strict=True)))
+                pos += size
+            else:
+                rebuilt.append(flat[pos])
+                pos += 1
+        out = formula(*rebuilt)
+        outs = out if isinstance(out, tuple) else (out,)
+        return [o[k] for o in outs for k in keys]
+
+    concrete = tf.function(flat_formula).get_concrete_function(*specs)
+    return concrete.inference_fn.call_flat  # type: ignore[no-any-return]
+
+
 class Kernels(CompiledKernels):
     """Graph-compiled kernels (one trace per Vector layout; scalars are float64 tensors)."""
 
     vector_type = TensorflowVector
-    formulas = {
-        name: tf.function(fn, reduce_retracing=True)
-        for name, fn in build_formulas(_TensorflowOps()).items()
-    }
+    formulas = build_formulas(_TensorflowOps())  # traced lazily, per layout, by `_flat_call`
 
-    _concrete: ClassVar[dict[tuple[Any, ...], Any]] = {}
-    """(kernel name, layout) -> concrete function: skips tf.function's per-call dispatch."""
+    _graphs: ClassVar[dict[tuple[Any, ...], Callable[..., list[tf.Tensor]]]] = {}
+    """(kernel name, argument kinds, layout) -> flat graph function."""
+
+    @classmethod
+    def _flat_call(cls, name: str, vec: Vector, args: Sequence[Any]) -> list[tf.Tensor]:
+        keys = list(vec.coefs)
+        layout = (
+            name,
+            tuple(isinstance(arg, dict) for arg in args),
+            *((k, tuple(v.shape), v.dtype) for k, v in vec.coefs.items()),
+        )
+        func = cls._graphs.get(layout)
+        if func is None:
+            func = cls._graphs[layout] = _flat_graph_function(cls.formulas[name], keys, args)
+        flat: list[Any] = []
+        for arg in args:
+            if isinstance(arg, dict):
+                flat.extend(arg[k] for k in keys)
+            else:
+                flat.append(arg)
+        # Graph functions take tensors only: read the Variables a Vector may hold.
+        return func(*(v.read_value() if isinstance(v, tf.Variable) else v for v in flat))
 
     @classmethod
     def _call(cls, name: str, vec: Vector, *args: Any) -> Vector:
-        layout = (name, *((k, tuple(v.shape), v.dtype) for k, v in vec.coefs.items()))
-        func = cls._concrete.get(layout)
-        if func is None:
-            func = cls._concrete[layout] = cls.formulas[name].get_concrete_function(*args)
-        out = func(*args)
-        return TensorflowVector({k: out[k] for k in vec.coefs})
+        out = cls._flat_call(name, vec, args)
+        return TensorflowVector(dict(zip(vec.coefs, out, strict=True)))
+
+    @classmethod
+    def _call_many(cls, name: str, vec: Vector, *args: Any) -> tuple[Vector, ...]:
+        out = cls._flat_call(name, vec, args)
+        size = len(vec.coefs)
+        return tuple(
+            TensorflowVector(dict(zip(vec.coefs, out[i : i + size], strict=True)))
+            for i in range(0, len(out), size)
+        )
 
     @staticmethod
     def scalar(value: float) -> Any:

@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 from flwr_declearn.model.api import Vector
 from flwr_declearn.optimizer._checks import check_beta, check_positive, pop_state, vector_or_none
 from flwr_declearn.optimizer._kernels import (
+    adam_step,
     adaptive_scale,
     add_squared,
     ewma,
@@ -152,6 +153,8 @@ class AdamModule(OptiModule):
     """
 
     name: ClassVar[str] = "adam"
+    yogi: ClassVar[bool] = False
+    """Whether `v_t` follows Yogi's additive rule (see `YogiModule`)."""
 
     def __init__(
         self,
@@ -181,12 +184,22 @@ class AdamModule(OptiModule):
         if self.velocity is None:
             self.velocity = zeros_like(gradients)
         self.steps += 1
+        if not self.amsgrad:  # m_t, v_t and out in one fused kernel
+            self.momentum, self.velocity, out = adam_step(
+                self.momentum,
+                self.velocity,
+                gradients,
+                self.beta_1,
+                self.beta_2,
+                self.eps,
+                self.steps,
+                yogi=self.yogi,
+            )
+            return out
         self.momentum = ewma(self.momentum, gradients, self.beta_1)
         self.velocity = self._update_velocity(self.velocity, gradients)
         bias_1 = 1.0 - self.beta_1**self.steps
         bias_2 = 1.0 - self.beta_2**self.steps
-        if not self.amsgrad:
-            return adaptive_scale(self.momentum, self.velocity, self.eps, bias_1, bias_2)
         v_hat = self.velocity / bias_2
         self.vmax = v_hat if self.vmax is None else v_hat.maximum(self.vmax)
         return adaptive_scale(self.momentum, self.vmax, self.eps, bias_1)
@@ -240,6 +253,7 @@ class YogiModule(AdamModule):
     """
 
     name: ClassVar[str] = "yogi"
+    yogi: ClassVar[bool] = True
 
     def _update_velocity(self, velocity: Vector, gradients: Vector) -> Vector:
         return yogi_ewma(velocity, square(gradients), self.beta_2)
