@@ -70,7 +70,10 @@ def _flat_graph_function(
         return [o[k] for o in outs for k in keys]
 
     concrete = tf.function(flat_formula, jit_compile=True).get_concrete_function(*specs)
-    return concrete.inference_fn.call_flat  # type: ignore[no-any-return]
+    # `call_flat` skips argument binding (most of a call's cost) but lives on TF's
+    # implementation class; fall back to the public call if a TF release drops it.
+    call_flat = getattr(getattr(concrete, "inference_fn", None), "call_flat", None)
+    return call_flat if call_flat is not None else concrete  # type: ignore[no-any-return]
 
 
 class Kernels(CompiledKernels):
