@@ -134,7 +134,11 @@ class Optimizer:
 
         Advances the rate schedulers by one step.
         """
-        direction, lrate, wrate, weights = self._direction(model, gradients)
+        return self._updates(*self._direction(model, gradients))
+
+    @staticmethod
+    def _updates(direction: Vector, lrate: float, wrate: float, weights: Vector | None) -> Vector:
+        """`-(lrate * direction + w_decay * weights)`."""
         updates = scale(direction, -lrate)
         if wrate:
             updates = axpy(-wrate, weights, updates)  # type: ignore[arg-type]
@@ -148,7 +152,7 @@ class Optimizer:
         """
         direction, lrate, wrate, weights = self._direction(model, gradients)
         if wrate:
-            model.apply_updates(axpy(-wrate, weights, scale(direction, -lrate)))  # type: ignore[arg-type]
+            model.apply_updates(self._updates(direction, lrate, wrate, weights))
         else:
             model.apply_updates(direction, scale=-lrate)
 
