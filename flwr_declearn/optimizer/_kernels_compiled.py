@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+import numpy as np
+
 from flwr_declearn.model.api import Vector
 from flwr_declearn.optimizer._kernels import GenericKernels, aligned
 
@@ -98,7 +100,53 @@ def build_formulas(ops: ArrayOps) -> dict[str, Callable[..., Arrays | tuple[Arra
         factor = bound / ops.maximum(ops.sqrt(total), bound)
         return {k: a * ops.cast(factor, a) for k, a in vec.items()}
 
+    # One-pass steps of stateful modules, for compiled training steps (see `_fused.py`):
+    # `step(*states, g, *scalars) -> (*new_states, out)`.
+
+    def ewma_step(state: Arrays, g: Arrays, beta: Any) -> tuple[Arrays, Arrays]:
+        state = ewma(state, g, beta)
+        return state, state
+
+    def yogi_ewma_step(state: Arrays, g: Arrays, beta: Any) -> tuple[Arrays, Arrays]:
+        state = yogi_ewma(state, g, beta)
+        return state, state
+
+    def momentum_step(velocity: Arrays, g: Arrays, beta: Any) -> tuple[Arrays, Arrays]:
+        velocity = axpy(beta, velocity, g)
+        return velocity, velocity
+
+    def nesterov_step(velocity: Arrays, g: Arrays, beta: Any) -> tuple[Arrays, Arrays]:
+        velocity = axpy(beta, velocity, g)
+        return velocity, axpy(beta, velocity, g)
+
+    def rmsprop_step(state: Arrays, g: Arrays, beta: Any, eps: Any) -> tuple[Arrays, Arrays]:
+        state = ewma_squared(state, g, beta)
+        return state, adaptive_scale(g, state, eps, 1.0, 1.0)
+
+    def adagrad_step(state: Arrays, g: Arrays, eps: Any) -> tuple[Arrays, Arrays]:
+        state = add_squared(state, g)
+        return state, adaptive_scale(g, state, eps, 1.0, 1.0)
+
+    def descend(weights: Arrays, direction: Arrays, lrate: Any) -> Arrays:
+        """`w - lrate * d`, in the weights' dtypes."""
+        return {k: w - direction[k] * ops.cast(lrate, w) for k, w in weights.items()}
+
+    def descend_decay(weights: Arrays, direction: Arrays, lrate: Any, wrate: Any) -> Arrays:
+        """`w - (lrate * d + wrate * w)`, in the weights' dtypes."""
+        return {
+            k: w + (direction[k] * ops.cast(-lrate, w) + w * ops.cast(-wrate, w))
+            for k, w in weights.items()
+        }
+
     return {
+        "ewma_step": ewma_step,
+        "yogi_ewma_step": yogi_ewma_step,
+        "momentum_step": momentum_step,
+        "nesterov_step": nesterov_step,
+        "rmsprop_step": rmsprop_step,
+        "adagrad_step": adagrad_step,
+        "descend": descend,
+        "descend_decay": descend_decay,
         "scale": scale,
         "square": square,
         "ewma": ewma,
@@ -126,6 +174,11 @@ class CompiledKernels(GenericKernels):
     def scalar(value: float) -> Any:
         """Turn a python float into a compiled-function argument (no retracing per value)."""
         return value
+
+    @staticmethod
+    def scalar_array(values: list[float]) -> Any:
+        """Turn python floats into one 1-d float64 compiled-function argument."""
+        return np.asarray(values, dtype=np.float64)
 
     @classmethod
     def _call(cls, name: str, vec: Vector, *args: Any) -> Vector:

@@ -124,5 +124,9 @@ class Kernels(CompiledKernels):
         return tf.constant(value, dtype=tf.float64)
 
     @staticmethod
+    def scalar_array(values: list[float]) -> Any:
+        return tf.constant(values, dtype=tf.float64)
+
+    @staticmethod
     def zeros_like(vec: TensorflowVector) -> TensorflowVector:  # type: ignore[override]
         return TensorflowVector({k: tf.zeros_like(v) for k, v in vec.coefs.items()})

@@ -9,6 +9,7 @@ from typing import Any, Self
 from flwr_declearn.data import Batch
 from flwr_declearn.model.api import Model, Vector
 from flwr_declearn.optimizer._aux import merge_client_aux_var, split_server_aux_var
+from flwr_declearn.optimizer._fused import run_fused_step
 from flwr_declearn.optimizer._kernels import axpy, scale
 from flwr_declearn.optimizer.modules import OptiModule
 from flwr_declearn.optimizer.regularizers import Regularizer
@@ -95,6 +96,7 @@ class Optimizer:
                     f"aux_name '{key}': one Optimizer may hold only one of them."
                 )
             self._aux_modules.setdefault(key, module)
+        self._fused_states: list[Vector] = []  # module states a fused step returned
 
     # -- rates -----------------------------------------------------------------------------------
 
@@ -159,6 +161,10 @@ class Optimizer:
     def run_train_step(self, model: Model, batch: Batch, sclip: float | None = None) -> None:
         """Take one training step of `model` on `batch`.
 
+        Models that support it (see `Model.run_fused_step`) run gradients,
+        modules and update as one compiled call when every module has a
+        fused formula and no regularizer is set; the result is the same.
+
         Parameters
         ----------
         model:
@@ -168,6 +174,12 @@ class Optimizer:
         sclip:
             Optional L2-norm bound on sample-wise gradients (before averaging).
         """
+        if not self.regularizers and run_fused_step(
+            model, batch, sclip, self.modules, self.lrate, self.w_decay, self._fused_states
+        ):
+            self._lrate_scheduler.get_next_rate()
+            self._wrate_scheduler.get_next_rate()
+            return
         self.apply_gradients(model, model.compute_batch_gradients(batch, max_norm=sclip))
 
     def start_round(self) -> None:

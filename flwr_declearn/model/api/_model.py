@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from abc import ABCMeta, abstractmethod
-from typing import Any, Generic, Self, TypeVar
+from collections.abc import Callable
+from typing import Any, ClassVar, Generic, Self, TypeVar
 
 import numpy as np
 
@@ -100,6 +101,36 @@ class Model(Generic[VectorT], metaclass=ABCMeta):
         `scale` lets an Optimizer apply `-lrate * direction` in the same pass
         over the weights, instead of materializing the scaled updates first.
         """
+
+    fused_vector_type: ClassVar[type[Vector] | None] = None
+    """Vector type whose compiled kernels `run_fused_step` can trace (None: cannot)."""
+
+    def run_fused_step(
+        self,
+        batch: Batch,
+        max_norm: float | None,
+        rule: Callable[[dict[str, Any], dict[str, Any], Any], tuple[dict[str, Any], Any]],
+        args: Any,
+    ) -> Any:
+        """Compute gradients on `batch` and update the weights by `rule`, in one compiled call.
+
+        `rule(weights, gradients, args) -> (new_weights, outputs)` is a pure
+        function of dicts of framework arrays (the trainable weights, by
+        name), traceable by the framework's compiler; `args` is a nest of
+        arrays and scalars whose structure and shapes depend only on `rule`
+        and on the trainable weights. Records the batch loss, as
+        `compute_batch_gradients` does.
+
+        Returns
+        -------
+        The rule's `outputs`, as framework arrays.
+
+        Raises
+        ------
+        NotImplementedError
+            If this model has no compiled steps (`fused_vector_type` is None).
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no fused training steps.")
 
     def collect_training_losses(self) -> list[float]:
         """Return the batch losses recorded since the last call, and forget them."""

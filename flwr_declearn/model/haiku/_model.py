@@ -317,30 +317,55 @@ class HaikuModel(Model[JaxNumpyVector]):
         self, batch: Batch, max_norm: float | None = None
     ) -> JaxNumpyVector:
         self._require_initialized()
-        inputs, y_true, s_wght = self._unpack_batch(batch, lazy=True)
-        pending = self._pending  # fused into the call below; dropped once it succeeds
-        if max_norm is None:
-            grads, loss, self._rng, train = _grads_and_loss(
-                *self._fns, self._train, pending, self._fixed, self._rng, inputs, y_true, s_wght
-            )
-        else:
-            if max_norm <= 0:
-                raise ValueError(f"'max_norm' must be positive, not {max_norm!r}.")
-            grads, loss, self._rng, train = _clipped_grads_and_loss(
-                *self._fns,
-                self._train,
-                pending,
-                self._fixed,
-                self._rng,
-                inputs,
-                y_true,
-                s_wght,
-                float(max_norm),
-            )
-        if train is not None:
+        batch_arrays = self._unpack_batch(batch, lazy=True)
+        norm = self._max_norm(max_norm)
+        grads, loss, self._rng, train = _grads_and_loss(
+            *self._fns, self._train, self._pending, self._fixed, self._rng, batch_arrays, norm
+        )
+        if train is not None:  # pending updates were fused into the call
             self._train, self._pending = train, None
         self._losses.append(loss)
         return JaxNumpyVector({name: grads[name] for name in self._trainable})
+
+    fused_vector_type = JaxNumpyVector
+
+    def run_fused_step(
+        self,
+        batch: Batch,
+        max_norm: float | None,
+        rule: Callable[[Params, Params, Any], tuple[Params, Any]],
+        args: Any,
+    ) -> Any:
+        """Gradients and `rule`'s update in one jit-compiled call (see `Model.run_fused_step`).
+
+        `rule` is a static argument of the call: pass the same object at each
+        step (a new one means a new compilation).
+        """
+        self._require_initialized()
+        batch_arrays = self._unpack_batch(batch, lazy=True)
+        norm = self._max_norm(max_norm)
+        train, outputs, loss, self._rng = _fused_step(
+            *self._fns,
+            rule,
+            self._train,
+            self._pending,
+            self._fixed,
+            self._rng,
+            batch_arrays,
+            norm,
+            args,
+        )
+        self._train, self._pending = train, None
+        self._losses.append(loss)
+        return outputs
+
+    @staticmethod
+    def _max_norm(max_norm: float | None) -> float | None:
+        if max_norm is None:
+            return None
+        if max_norm <= 0:
+            raise ValueError(f"'max_norm' must be positive, not {max_norm!r}.")
+        return float(max_norm)
 
     def apply_updates(self, updates: JaxNumpyVector, scale: float = 1.0) -> None:
         """Add `scale * updates` to the trainable weights.
@@ -403,6 +428,8 @@ class HaikuModel(Model[JaxNumpyVector]):
         dtype = self._dtype
         if dtype is not None and data.dtype != dtype and data.dtype.kind == "f":
             data = data.astype(dtype)
+        elif not is_jax and data.dtype.kind in "iu":  # cast here: cheaper than jax's cast
+            data = data.astype(jax.dtypes.canonicalize_dtype(data.dtype), copy=False)
         if lazy and not is_jax:
             return data
         return jax.device_put(data, self._device)
@@ -464,26 +491,17 @@ def _sample_losses(loss_fn: LossFn, y_pred: jax.Array, y_true: jax.Array) -> jax
     return _samplewise(loss_fn(y_pred, y_true))
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1))
-def _grads_and_loss(
+def _batch_grads(
     model_fn: Callable[..., jax.Array],
     loss_fn: LossFn,
     train: Params,
-    pending: Pending | None,
     fixed: Params,
-    rng: jax.Array,
+    key: jax.Array,
     inputs: tuple[jax.Array, ...],
     y_true: jax.Array | None,
     s_wght: jax.Array | None,
-) -> tuple[Params, jax.Array, jax.Array, Params | None]:
-    """Batch-averaged gradients and loss, the next PRNG key, and the updated weights.
-
-    `pending` updates (if any) are first added to `train`; the updated weights
-    are returned then (None otherwise).
-    """
-    new_train = None if pending is None else _add_trees(train, *pending)
-    train = train if new_train is None else new_train
-    rng, key = jax.random.split(rng)
+) -> tuple[Params, jax.Array]:
+    """Batch-averaged gradients and (weighted) loss; traced into the jitted functions below."""
     apply = hk.transform(model_fn).apply
 
     def batch_loss(train: Params) -> jax.Array:
@@ -494,31 +512,24 @@ def _grads_and_loss(
         return jnp.mean(s_loss)
 
     loss, grads = jax.value_and_grad(batch_loss)(train)
-    return grads, loss, rng, new_train
+    return grads, loss
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1))
-def _clipped_grads_and_loss(
+def _clipped_batch_grads(
     model_fn: Callable[..., jax.Array],
     loss_fn: LossFn,
     train: Params,
-    pending: Pending | None,
     fixed: Params,
-    rng: jax.Array,
+    key: jax.Array,
     inputs: tuple[jax.Array, ...],
     y_true: jax.Array | None,
     s_wght: jax.Array | None,
-    max_norm: float,
-) -> tuple[Params, jax.Array, jax.Array, Params | None]:
-    """Average of sample-wise gradients, each clipped to an L2 norm of `max_norm`.
+    max_norm: jax.Array,
+) -> tuple[Params, jax.Array]:
+    """Average of sample-wise gradients, each clipped to an L2 norm of `max_norm`, and loss.
 
     Sample-wise gradients come from `jax.vmap`, each sample with its own key.
-    Also return the (weighted) batch loss, the next PRNG key and the updated
-    weights (see `_grads_and_loss`).
     """
-    new_train = None if pending is None else _add_trees(train, *pending)
-    train = train if new_train is None else new_train
-    rng, key = jax.random.split(rng)
     apply = hk.transform(model_fn).apply
     n_samples = inputs[0].shape[0]
     keys = jax.random.split(key, n_samples)
@@ -540,7 +551,71 @@ def _clipped_grads_and_loss(
         s_loss = s_loss * s_wght
     scale = scale / n_samples
     out = {k: jnp.tensordot(scale.astype(g.dtype), g, axes=1) for k, g in grads.items()}
-    return out, jnp.mean(s_loss), rng, new_train
+    return out, jnp.mean(s_loss)
+
+
+def _grads_with_pending(
+    model_fn: Callable[..., jax.Array],
+    loss_fn: LossFn,
+    train: Params,
+    pending: Pending | None,
+    fixed: Params,
+    rng: jax.Array,
+    batch: tuple[tuple[jax.Array, ...], jax.Array | None, jax.Array | None],
+    max_norm: jax.Array | None,
+) -> tuple[Params, jax.Array, jax.Array, Params]:
+    """Add `pending` updates to `train`, then return `(grads, loss, next rng, train)`."""
+    if pending is not None:
+        train = _add_trees(train, *pending)
+    rng, key = jax.random.split(rng)
+    if max_norm is None:
+        grads, loss = _batch_grads(model_fn, loss_fn, train, fixed, key, *batch)
+    else:
+        grads, loss = _clipped_batch_grads(model_fn, loss_fn, train, fixed, key, *batch, max_norm)
+    return grads, loss, rng, train
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _grads_and_loss(
+    model_fn: Callable[..., jax.Array],
+    loss_fn: LossFn,
+    train: Params,
+    pending: Pending | None,
+    fixed: Params,
+    rng: jax.Array,
+    batch: tuple[tuple[jax.Array, ...], jax.Array | None, jax.Array | None],
+    max_norm: jax.Array | None,
+) -> tuple[Params, jax.Array, jax.Array, Params | None]:
+    """Gradients (clipped sample-wise if `max_norm` is set), loss, next PRNG key, new weights.
+
+    `pending` updates (if any) are first added to `train`; the updated weights
+    are returned then (None otherwise).
+    """
+    grads, loss, rng, new_train = _grads_with_pending(
+        model_fn, loss_fn, train, pending, fixed, rng, batch, max_norm
+    )
+    return grads, loss, rng, None if pending is None else new_train
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _fused_step(
+    model_fn: Callable[..., jax.Array],
+    loss_fn: LossFn,
+    rule: Callable[..., Any],
+    train: Params,
+    pending: Pending | None,
+    fixed: Params,
+    rng: jax.Array,
+    batch: tuple[tuple[jax.Array, ...], jax.Array | None, jax.Array | None],
+    max_norm: jax.Array | None,
+    args: Any,
+) -> tuple[Params, Any, jax.Array, jax.Array]:
+    """Gradients, then `rule(train, grads, args)`: new weights, rule outputs, loss, next key."""
+    grads, loss, rng, train = _grads_with_pending(
+        model_fn, loss_fn, train, pending, fixed, rng, batch, max_norm
+    )
+    new_train, outputs = rule(train, grads, args)
+    return new_train, outputs, loss, rng
 
 
 @jax.jit

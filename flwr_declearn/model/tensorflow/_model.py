@@ -290,32 +290,66 @@ class TensorflowModel(Model[TensorflowVector]):
         self, batch: Batch, max_norm: float | None = None
     ) -> TensorflowVector:
         state = self._trainable_vars()
-        named, names = state.named, state.names
-        if max_norm is not None and max_norm <= 0:
-            raise ValueError(f"'max_norm' must be positive, not {max_norm!r}.")
         with tf.device(self._device):
-            inputs, y_true, s_wght = self._unpack_batch(batch)
-            multi = isinstance(inputs, list)
-            flat = [*inputs] if multi else [inputs]
-            n_inputs = len(flat)
-            flat += [t for t in (y_true, s_wght) if t is not None]
-            if max_norm is not None:
-                flat.append(tf.constant(max_norm, dtype=self._float_dtype()))
-            key = (
-                "grads" if max_norm is None else "clipped",
-                names,
-                multi,
-                n_inputs,
-                y_true is not None,
-                s_wght is not None,
-                tuple((t.dtype, _shape(t)[1:]) for t in flat),
-            )
+            flat, key = self._flat_batch(batch, max_norm, state.names)
             func = self._fns.get(key)
             if func is None:
-                func = self._fns[key] = self._build_step_fn(named, key, flat)
+                func = self._fns[key] = self._build_step_fn(state.named, key, flat)
             grads, loss = func(*flat)
         self._losses.append(loss)
-        return TensorflowVector(dict(zip(names, grads, strict=True)))
+        return TensorflowVector(dict(zip(state.names, grads, strict=True)))
+
+    fused_vector_type = TensorflowVector
+
+    def run_fused_step(
+        self,
+        batch: Batch,
+        max_norm: float | None,
+        rule: Callable[[dict[str, Any], dict[str, Any], Any], tuple[dict[str, Any], Any]],
+        args: Any,
+    ) -> Any:
+        """Gradients and `rule`'s update in one graph-function call (see `Model.run_fused_step`).
+
+        The graph is traced once per `rule` object and batch structure, and
+        called with a flat list of tensors (no per-call argument binding).
+        """
+        state = self._trainable_vars()
+        with tf.device(self._device):
+            flat, key = self._flat_batch(batch, max_norm, state.names)
+            key = ("fused", rule, *key)
+            arg_flat = [
+                v.read_value() if isinstance(v, tf.Variable) else v for v in tf.nest.flatten(args)
+            ]
+            fused = self._fns.get(key)
+            if fused is None:
+                fused = self._fns[key] = _FusedStep(self, state, key[2:], flat, rule, args)
+            outputs, loss = fused(flat, arg_flat)
+        self._losses.append(loss)
+        return outputs
+
+    def _flat_batch(
+        self, batch: Batch, max_norm: float | None, names: tuple[str, ...]
+    ) -> tuple[list[tf.Tensor], tuple[Any, ...]]:
+        """Return the batch as a flat list of tensors (then `max_norm`), and its structure key."""
+        if max_norm is not None and max_norm <= 0:
+            raise ValueError(f"'max_norm' must be positive, not {max_norm!r}.")
+        inputs, y_true, s_wght = self._unpack_batch(batch)
+        multi = isinstance(inputs, list)
+        flat = [*inputs] if multi else [inputs]
+        n_inputs = len(flat)
+        flat += [t for t in (y_true, s_wght) if t is not None]
+        if max_norm is not None:
+            flat.append(tf.constant(max_norm, dtype=self._float_dtype()))
+        key = (
+            "grads" if max_norm is None else "clipped",
+            names,
+            multi,
+            n_inputs,
+            y_true is not None,
+            s_wght is not None,
+            tuple((t.dtype, _shape(t)[1:]) for t in flat),
+        )
+        return flat, key
 
     def apply_updates(self, updates: TensorflowVector, scale: float = 1.0) -> None:
         """Add `scale * updates` to the trainable weights.
@@ -363,21 +397,25 @@ class TensorflowModel(Model[TensorflowVector]):
         Calling the concrete function skips `tf.function`'s per-call signature
         matching, a large share of a small model's step.
         """
+        body = self._batch_body(named, key)
+        return tf.function(body).get_concrete_function(*_batch_specs(key, flat))
+
+    def _batch_body(
+        self, named: list[tuple[str, Any]], key: tuple
+    ) -> Callable[..., tuple[list[tf.Tensor], tf.Tensor]]:
+        """Return `f(*flat_batch) -> (grads, loss)` for the batch structure `key`."""
         kind, _, multi, n_inputs, has_y, has_w, _ = key
         variables = [var for _, var in named]
         body = self._grads if kind == "grads" else self._clipped_grads
 
-        def step(*args: tf.Tensor) -> tuple[list[tf.Tensor], tf.Tensor]:
+        def grads_and_loss(*args: tf.Tensor) -> tuple[list[tf.Tensor], tf.Tensor]:
             inputs: Any = list(args[:n_inputs]) if multi else args[0]
             rest = list(args[n_inputs:])
             y_true = rest.pop(0) if has_y else None
             s_wght = rest.pop(0) if has_w else None
             return body(variables, inputs, y_true, s_wght, *rest)
 
-        specs = [tf.TensorSpec([None, *t.shape[1:]] if t.shape.rank else [], t.dtype) for t in flat]
-        if kind == "clipped":
-            specs[-1] = tf.TensorSpec([], flat[-1].dtype)  # max_norm
-        return tf.function(step).get_concrete_function(*specs)
+        return grads_and_loss
 
     def _forward_losses(self, inputs: Any, y_true: Any) -> tf.Tensor:
         y_pred = self._model(inputs, training=True)
@@ -496,6 +534,64 @@ def _to_numpy(data: Any) -> np.ndarray:
     if isinstance(data, tf.Tensor):
         return data.numpy()  # type: ignore[no-any-return]
     return np.asarray(data)
+
+
+def _batch_specs(key: tuple, flat: list[Any]) -> list[tf.TensorSpec]:
+    """Specs of a flat batch (free batch size; `max_norm` last for clipped gradients)."""
+    specs = [tf.TensorSpec([None, *t.shape[1:]] if t.shape.rank else [], t.dtype) for t in flat]
+    if key[0] == "clipped":
+        specs[-1] = tf.TensorSpec([], flat[-1].dtype)  # max_norm
+    return specs
+
+
+class _FusedStep:
+    """Graph function of one fused training step: gradients, `rule`, weights assignment.
+
+    Called with the flat batch and the flat rule arguments; returns the rule's
+    outputs (packed as traced) and the batch loss.
+    """
+
+    def __init__(
+        self,
+        model: TensorflowModel,
+        state: _Trainable,
+        key: tuple,
+        flat: list[Any],
+        rule: Callable[..., Any],
+        args: Any,
+    ) -> None:
+        grads_and_loss = model._batch_body(state.named, key)
+        names, n_batch = state.names, len(flat)
+        targets = [
+            raw if raw is not None else var
+            for (_, var), raw in zip(state.named, state.raw, strict=True)
+        ]
+        structure: list[Any] = []
+
+        def step(*tensors: tf.Tensor) -> list[tf.Tensor]:
+            grads, loss = grads_and_loss(*tensors[:n_batch])
+            weights = {
+                name: tf.convert_to_tensor(var) for name, var in zip(names, targets, strict=True)
+            }
+            rule_args = tf.nest.pack_sequence_as(args, list(tensors[n_batch:]))
+            new_weights, outputs = rule(weights, dict(zip(names, grads, strict=True)), rule_args)
+            for name, var in zip(names, targets, strict=True):
+                var.assign(new_weights[name])
+            structure.append(tf.nest.map_structure(lambda _: None, outputs))
+            return [*tf.nest.flatten(outputs), loss]
+
+        arg_specs = [tf.TensorSpec(t.shape, t.dtype) for t in tf.nest.flatten(args)]
+        concrete = tf.function(step).get_concrete_function(*_batch_specs(key, flat), *arg_specs)
+        self.structure = structure[-1]
+        # As in the optimizer kernels: call the graph function on flat tensors, with
+        # the captured variables appended; fall back to the public call if TF changes.
+        call_flat = getattr(getattr(concrete, "inference_fn", None), "call_flat", None)
+        self.captured = list(concrete.captured_inputs) if call_flat is not None else []
+        self.call = call_flat if call_flat is not None else concrete
+
+    def __call__(self, flat: list[tf.Tensor], arg_flat: list[tf.Tensor]) -> tuple[Any, tf.Tensor]:
+        out = self.call(*flat, *arg_flat, *self.captured)
+        return tf.nest.pack_sequence_as(self.structure, list(out[:-1])), out[-1]
 
 
 class _Trainable:

@@ -6,10 +6,12 @@ All put `eps` outside the square root, as declearn and torch.optim do:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from flwr_declearn.model.api import Vector
 from flwr_declearn.optimizer._checks import check_beta, check_positive, pop_state, vector_or_none
+from flwr_declearn.optimizer._fused import FusedStep
 from flwr_declearn.optimizer._kernels import (
     adam_step,
     adaptive_scale,
@@ -55,6 +57,13 @@ class AdaGradModule(OptiModule):
             self.state = zeros_like(gradients)
         self.state = add_squared(self.state, gradients)
         return adaptive_scale(gradients, self.state, self.eps)
+
+    def fused_step(self, zeros: Callable[[], Vector]) -> FusedStep:
+        state = zeros() if self.state is None else self.state
+        return FusedStep("adagrad_step", (state,), (self.eps,), self._commit)
+
+    def _commit(self, states: tuple[Vector, ...]) -> None:
+        (self.state,) = states
 
     def on_round_start(self) -> None:
         if self.round_reset:
@@ -105,6 +114,13 @@ class RMSPropModule(OptiModule):
             self.state = zeros_like(gradients)
         self.state = ewma_squared(self.state, gradients, self.beta)
         return adaptive_scale(gradients, self.state, self.eps)
+
+    def fused_step(self, zeros: Callable[[], Vector]) -> FusedStep:
+        state = zeros() if self.state is None else self.state
+        return FusedStep("rmsprop_step", (state,), (self.beta, self.eps), self._commit)
+
+    def _commit(self, states: tuple[Vector, ...]) -> None:
+        (self.state,) = states
 
     def on_round_start(self) -> None:
         if self.round_reset:
@@ -203,6 +219,25 @@ class AdamModule(OptiModule):
         v_hat = self.velocity / bias_2
         self.vmax = v_hat if self.vmax is None else v_hat.maximum(self.vmax)
         return adaptive_scale(self.momentum, self.vmax, self.eps, bias_1)
+
+    def fused_step(self, zeros: Callable[[], Vector]) -> FusedStep | None:
+        if self.amsgrad:
+            return None
+        steps = self.steps + 1
+        momentum = zeros() if self.momentum is None else self.momentum
+        velocity = zeros() if self.velocity is None else self.velocity
+
+        def commit(states: tuple[Vector, ...]) -> None:
+            self.momentum, self.velocity = states
+            self.steps = steps
+
+        bias_1, bias_2 = 1.0 - self.beta_1**steps, 1.0 - self.beta_2**steps
+        return FusedStep(
+            "yogi_step" if self.yogi else "adam_step",
+            (momentum, velocity),
+            (self.beta_1, self.beta_2, self.eps, bias_1, bias_2),
+            commit,
+        )
 
     def on_round_start(self) -> None:
         if self.round_reset:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from abc import ABCMeta, abstractmethod
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from flwr_declearn.model.api import Vector
+from flwr_declearn.optimizer._fused import FusedStep
 from flwr_declearn.utils import create_types_registry
 from flwr_declearn.utils._plugin import RegisteredPlugin
 
@@ -45,6 +47,20 @@ class OptiModule(RegisteredPlugin, metaclass=ABCMeta, register=False):
     @abstractmethod
     def run(self, gradients: Vector) -> Vector:
         """Transform input gradients and return a Vector with the same specs."""
+
+    def fused_step(self, zeros: Callable[[], Vector]) -> FusedStep | None:
+        """Describe the next `run` as a formula for compiled training steps.
+
+        Return None (the default) to have `run` called eagerly instead. The
+        step's `commit` must leave the module as `run` would have; nothing
+        may change before it is called.
+
+        Parameters
+        ----------
+        zeros:
+            Returns zeros shaped like the gradients (to initialize a state).
+        """
+        return None
 
     def collect_aux_var(self) -> dict[str, Any] | None:
         """Return aux-vars for the counterpart module (None: nothing to send)."""

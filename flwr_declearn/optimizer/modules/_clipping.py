@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from flwr_declearn.model.api import Vector
 from flwr_declearn.optimizer._checks import check_positive
+from flwr_declearn.optimizer._fused import FusedStep
 from flwr_declearn.optimizer._kernels import clip_by_global_norm, clip_by_norm
 from flwr_declearn.optimizer.modules._api import OptiModule
 
@@ -36,6 +38,9 @@ class L2Clipping(OptiModule):
     def run(self, gradients: Vector) -> Vector:
         return clip_by_norm(gradients, self.max_norm)
 
+    def fused_step(self, zeros: Callable[[], Vector]) -> FusedStep:
+        return FusedStep("clip_by_norm", scalars=(self.max_norm,))
+
     def get_config(self) -> dict[str, Any]:
         return {"max_norm": self.max_norm}
 
@@ -62,6 +67,9 @@ class L2GlobalClipping(OptiModule):
 
     def run(self, gradients: Vector) -> Vector:
         return clip_by_global_norm(gradients, self.max_norm)
+
+    def fused_step(self, zeros: Callable[[], Vector]) -> FusedStep:
+        return FusedStep("clip_by_global_norm", scalars=(self.max_norm,))
 
     def get_config(self) -> dict[str, Any]:
         return {"max_norm": self.max_norm}

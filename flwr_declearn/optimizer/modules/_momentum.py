@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from flwr_declearn.model.api import Vector
 from flwr_declearn.optimizer._checks import check_beta, pop_state, vector_or_none
+from flwr_declearn.optimizer._fused import FusedStep
 from flwr_declearn.optimizer._kernels import axpy, ewma, yogi_ewma, zeros_like
 from flwr_declearn.optimizer.modules._api import OptiModule
 
@@ -50,6 +52,14 @@ class MomentumModule(OptiModule):
         if self.nesterov:
             return axpy(self.beta, self.velocity, gradients)
         return self.velocity
+
+    def fused_step(self, zeros: Callable[[], Vector]) -> FusedStep:
+        velocity = zeros() if self.velocity is None else self.velocity
+        formula = "nesterov_step" if self.nesterov else "momentum_step"
+        return FusedStep(formula, (velocity,), (self.beta,), self._commit)
+
+    def _commit(self, states: tuple[Vector, ...]) -> None:
+        (self.velocity,) = states
 
     def on_round_start(self) -> None:
         if self.round_reset:
@@ -98,6 +108,16 @@ class EWMAModule(OptiModule):
         self.state = self._update(self.state, gradients)
         return self.state
 
+    formula: ClassVar[str] = "ewma_step"
+    """Name of the fused formula of `_update`."""
+
+    def fused_step(self, zeros: Callable[[], Vector]) -> FusedStep:
+        state = zeros() if self.state is None else self.state
+        return FusedStep(self.formula, (state,), (self.beta,), self._commit)
+
+    def _commit(self, states: tuple[Vector, ...]) -> None:
+        (self.state,) = states
+
     def on_round_start(self) -> None:
         if self.round_reset:
             self.state = None
@@ -133,6 +153,7 @@ class YogiMomentumModule(EWMAModule):
     """
 
     name: ClassVar[str] = "yogi-momentum"
+    formula: ClassVar[str] = "yogi_ewma_step"
 
     def _update(self, state: Vector, gradients: Vector) -> Vector:
         return yogi_ewma(state, gradients, self.beta)
