@@ -16,10 +16,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
+import numpy as np
 import tensorflow as tf
 
 from flwr_declearn.model.api import Vector
 from flwr_declearn.model.tensorflow import TensorflowVector
+from flwr_declearn.model.tensorflow._vector import eager_tensor
 from flwr_declearn.optimizer._kernels_compiled import CompiledKernels, build_formulas
 
 __all__ = ["Kernels"]
@@ -125,7 +127,7 @@ class Kernels(CompiledKernels):
 
     @staticmethod
     def scalar_array(values: list[float]) -> Any:
-        return tf.constant(values, dtype=tf.float64)
+        return eager_tensor(np.asarray(values, dtype=np.float64))
 
     @staticmethod
     def zeros_like(vec: TensorflowVector) -> TensorflowVector:  # type: ignore[override]

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Self
 
 import keras
@@ -13,7 +14,7 @@ import tensorflow as tf
 from flwr_declearn.data import Batch, aggregate_data_info
 from flwr_declearn.model._model_utils import check_vector, raise_on_names_mismatch, split_batch
 from flwr_declearn.model.api import Model
-from flwr_declearn.model.tensorflow._vector import TensorflowVector, select_device
+from flwr_declearn.model.tensorflow._vector import TensorflowVector, eager_tensor, select_device
 from flwr_declearn.utils import DevicePolicy, get_device_policy, register_type
 
 __all__ = ["TensorflowModel"]
@@ -318,7 +319,7 @@ class TensorflowModel(Model[TensorflowVector]):
             flat, key = self._flat_batch(batch, max_norm, state.names)
             key = ("fused", rule, *key)
             arg_flat = [
-                v.read_value() if isinstance(v, tf.Variable) else v for v in tf.nest.flatten(args)
+                v.read_value() if isinstance(v, tf.Variable) else v for v in _flatten(args, [])
             ]
             fused = self._fns.get(key)
             if fused is None:
@@ -512,7 +513,7 @@ class TensorflowModel(Model[TensorflowVector]):
             dtype = self._float_dtype().as_numpy_dtype
             if array.dtype != dtype:
                 array = array.astype(dtype)
-        return tf.convert_to_tensor(array)
+        return eager_tensor(array)
 
     def _unpack_batch(self, batch: Batch) -> tuple[Any, tf.Tensor | None, tf.Tensor | None]:
         inputs, y_true, s_wght = split_batch(batch)
@@ -567,20 +568,26 @@ class _FusedStep:
             for (_, var), raw in zip(state.named, state.raw, strict=True)
         ]
         structure: list[Any] = []
+        # The rule is element-wise arithmetic over every weight: XLA fuses it into
+        # a few loops (as for the optimizer kernels), instead of one executor node
+        # per operation and array.
+        compiled_rule = tf.function(rule, jit_compile=True)
 
         def step(*tensors: tf.Tensor) -> list[tf.Tensor]:
             grads, loss = grads_and_loss(*tensors[:n_batch])
             weights = {
                 name: tf.convert_to_tensor(var) for name, var in zip(names, targets, strict=True)
             }
-            rule_args = tf.nest.pack_sequence_as(args, list(tensors[n_batch:]))
-            new_weights, outputs = rule(weights, dict(zip(names, grads, strict=True)), rule_args)
+            rule_args = _pack(args, iter(tensors[n_batch:]))
+            new_weights, outputs = compiled_rule(
+                weights, dict(zip(names, grads, strict=True)), rule_args
+            )
             for name, var in zip(names, targets, strict=True):
                 var.assign(new_weights[name])
-            structure.append(tf.nest.map_structure(lambda _: None, outputs))
-            return [*tf.nest.flatten(outputs), loss]
+            structure.append(_pack(outputs, itertools.repeat(None)))  # no graph tensors kept
+            return [*_flatten(outputs, []), loss]
 
-        arg_specs = [tf.TensorSpec(t.shape, t.dtype) for t in tf.nest.flatten(args)]
+        arg_specs = [tf.TensorSpec(t.shape, t.dtype) for t in _flatten(args, [])]
         concrete = tf.function(step).get_concrete_function(*_batch_specs(key, flat), *arg_specs)
         self.structure = structure[-1]
         # As in the optimizer kernels: call the graph function on flat tensors, with
@@ -591,7 +598,35 @@ class _FusedStep:
 
     def __call__(self, flat: list[tf.Tensor], arg_flat: list[tf.Tensor]) -> tuple[Any, tf.Tensor]:
         out = self.call(*flat, *arg_flat, *self.captured)
-        return tf.nest.pack_sequence_as(self.structure, list(out[:-1])), out[-1]
+        return _pack(self.structure, iter(out[:-1])), out[-1]
+
+
+def _flatten(nest: Any, out: list[Any]) -> list[Any]:
+    """Append the leaves of a nest of dicts (sorted keys), lists and tuples to `out`."""
+    if isinstance(nest, dict):
+        for key in sorted(nest):
+            _flatten(nest[key], out)
+    elif isinstance(nest, list | tuple):
+        for item in nest:
+            _flatten(item, out)
+    else:
+        out.append(nest)
+    return out
+
+
+def _pack(structure: Any, leaves: Iterator[Any]) -> Any:
+    """Rebuild a nest shaped like `structure` from leaves in `_flatten` order."""
+    if isinstance(structure, dict):
+        packed = {key: _pack(structure[key], leaves) for key in sorted(structure)}
+        return {key: packed[key] for key in structure}
+    if isinstance(structure, list | tuple):
+        items = [_pack(item, leaves) for item in structure]
+        if isinstance(structure, list):
+            return items
+        if hasattr(structure, "_fields"):  # a namedtuple
+            return type(structure)(*items)
+        return tuple(items)
+    return next(leaves)
 
 
 class _Trainable:
