@@ -127,6 +127,13 @@ def build_formulas(ops: ArrayOps) -> dict[str, Callable[..., Arrays | tuple[Arra
         state = add_squared(state, g)
         return state, adaptive_scale(g, state, eps, 1.0, 1.0)
 
+    def accumulate_step(acc: Arrays, g: Arrays) -> tuple[Arrays, Arrays]:
+        return accumulate(acc, g), g
+
+    def scaffold_step(acc: Arrays, delta: Arrays, g: Arrays) -> tuple[Arrays, Arrays, Arrays]:
+        """Accumulate `g`; output `g - delta` (`delta = c_i - c` is returned unchanged)."""
+        return accumulate(acc, g), delta, {k: a - delta[k] for k, a in g.items()}
+
     def descend(weights: Arrays, direction: Arrays, lrate: Any) -> Arrays:
         """`w - lrate * d`, in the weights' dtypes."""
         return {k: w - direction[k] * ops.cast(lrate, w) for k, w in weights.items()}
@@ -145,6 +152,8 @@ def build_formulas(ops: ArrayOps) -> dict[str, Callable[..., Arrays | tuple[Arra
         "nesterov_step": nesterov_step,
         "rmsprop_step": rmsprop_step,
         "adagrad_step": adagrad_step,
+        "accumulate_step": accumulate_step,
+        "scaffold_step": scaffold_step,
         "descend": descend,
         "descend_decay": descend_decay,
         "scale": scale,

@@ -193,3 +193,32 @@ def test_misshaped_restored_state_fails_as_the_eager_step_does(case: ModelCase) 
     after = _numpy(model)
     for name, value in before.items():
         assert np.array_equal(after[name], value), name
+
+
+@pytest.mark.parametrize("with_global_state", [False, True])
+def test_fused_scaffold_client_matches_eager_steps_and_aux_vars(
+    case: ModelCase, with_global_state: bool
+) -> None:
+    """SCAFFOLD's corrected steps and its `c_i` update agree across both paths, over 2 rounds."""
+    config = {"lrate": 0.1, "modules": [["scaffold-client", {}], ["momentum", {}]]}
+    fused_model, fused_opt, eager_model, eager_opt = _pair(case, config)
+    calls = _count_gradient_calls(fused_model)
+    weights = fused_model.get_weights(trainable=True).pack()
+    rng = np.random.default_rng(5)
+    glob = NumpyVector({k: rng.normal(size=v.shape).astype(v.dtype) for k, v in weights.items()})
+    batches = _batches()
+    for round_batches in (batches[:3], batches[3:]):
+        aux = {"scaffold": {"state": glob if with_global_state else 0.0}}
+        for optim in (fused_opt, eager_opt):
+            optim.process_aux_var(aux)
+            optim.start_round()
+        for batch in round_batches:
+            fused_opt.run_train_step(fused_model, batch)
+            eager_opt.apply_gradients(eager_model, eager_model.compute_batch_gradients(batch))
+        got, want = fused_opt.collect_aux_var(), eager_opt.collect_aux_var()
+        _assert_close_nests(to_jsonable(got), to_jsonable(want))
+    got_weights, want_weights = _numpy(fused_model), _numpy(eager_model)
+    for name, value in want_weights.items():
+        np.testing.assert_allclose(got_weights[name], value, rtol=1e-5, atol=1e-6, err_msg=name)
+    if _fused(case):  # round 1: the first (eager) step converts the numpy c (round 2: c_i - c
+        assert calls == [1 if with_global_state else 0]  # is of the model's type already)

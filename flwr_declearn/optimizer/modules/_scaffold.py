@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import numbers
 import warnings
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from flwr_declearn.model.api import Vector
 from flwr_declearn.optimizer._checks import pop_state, vector_or_none
+from flwr_declearn.optimizer._fused import FusedStep
 from flwr_declearn.optimizer._kernels import accumulate, zeros_like
 from flwr_declearn.optimizer.modules._api import OptiModule
 
@@ -82,6 +84,21 @@ class ScaffoldClientModule(OptiModule):
         self._steps += 1
         delta = self._correction(gradients)
         return gradients if delta is None else gradients - delta
+
+    def fused_step(self, zeros: Callable[[], Vector]) -> FusedStep:
+        acc = zeros() if self._grads is None else self._grads
+        steps = self._steps + 1
+        if self.delta is None:
+
+            def commit(states: tuple[Vector, ...]) -> None:
+                (self._grads,), self._steps = states, steps
+
+            return FusedStep("accumulate_step", (acc,), (), commit)
+
+        def commit_with_delta(states: tuple[Vector, ...]) -> None:
+            (self._grads, self.delta), self._steps = states, steps
+
+        return FusedStep("scaffold_step", (acc, self.delta), (), commit_with_delta)
 
     def collect_aux_var(self) -> dict[str, Any] | None:
         """Set `c_i` to the mean of the round's raw gradients; return `{"delta": c_i_new - c_i}`.
