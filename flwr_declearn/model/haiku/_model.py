@@ -287,10 +287,14 @@ class HaikuModel(Model[JaxNumpyVector]):
 
     def get_weights(self, trainable: bool = False) -> JaxNumpyVector:
         self._require_initialized()
+        # Copies: fused training steps donate the weights' buffers to their outputs.
         if trainable:
             self._flush()
-            return JaxNumpyVector(dict(self._train))
-        return JaxNumpyVector(self._all_params())  # jax arrays are immutable: no copy needed
+            train = _copy_tree(self._train)
+            return JaxNumpyVector({name: train[name] for name in self._train})
+        params = self._all_params()
+        copied = _copy_tree(params)
+        return JaxNumpyVector({name: copied[name] for name in params})
 
     def set_weights(self, weights: JaxNumpyVector, trainable: bool = False) -> None:
         self._require_initialized()
@@ -307,6 +311,7 @@ class HaikuModel(Model[JaxNumpyVector]):
             k: jax.device_put(weights.coefs[k].astype(v.dtype), self._device)
             for k, v in current.items()
         }
+        new = _copy_tree(new)  # own buffers (device_put may alias the caller's): see get_weights
         self._pending = None  # every trainable weight is replaced
         self._train = {k: new[k] if k in new else v for k, v in self._train.items()}
         self._fixed = {k: new[k] if k in new else v for k, v in self._fixed.items()}
@@ -597,7 +602,7 @@ def _grads_and_loss(
     return grads, loss, rng, None if pending is None else new_train
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+@functools.partial(jax.jit, static_argnums=(0, 1, 2), donate_argnums=3)
 def _fused_step(
     model_fn: Callable[..., jax.Array],
     loss_fn: LossFn,
@@ -610,12 +615,21 @@ def _fused_step(
     max_norm: jax.Array | None,
     args: Any,
 ) -> tuple[Params, Any, jax.Array, jax.Array]:
-    """Gradients, then `rule(train, grads, args)`: new weights, rule outputs, loss, next key."""
+    """Gradients, then `rule(train, grads, args)`: new weights, rule outputs, loss, next key.
+
+    `train`'s buffers are donated to the new weights (updated in place): the
+    model never lets them out (`get_weights` copies).
+    """
     grads, loss, rng, train = _grads_with_pending(
         model_fn, loss_fn, train, pending, fixed, rng, batch, max_norm
     )
     new_train, outputs = rule(train, grads, args)
     return new_train, outputs, loss, rng
+
+
+@jax.jit
+def _copy_tree(params: Params) -> Params:
+    return {k: jnp.copy(v) for k, v in params.items()}
 
 
 @jax.jit
