@@ -22,12 +22,12 @@ from flwr_declearn.optimizer._kernels import (
     yogi_ewma,
     zeros_like,
 )
-from flwr_declearn.optimizer.modules._api import OptiModule
+from flwr_declearn.optimizer.modules._api import OptiModule, SingleStateModule
 
 __all__ = ["AdaGradModule", "AdamModule", "RMSPropModule", "YogiModule"]
 
 
-class AdaGradModule(OptiModule):
+class AdaGradModule(SingleStateModule):
     """AdaGrad (Duchi et al., 2011): scale by the root of summed squared gradients.
 
     With `s_0 = 0`:
@@ -58,29 +58,17 @@ class AdaGradModule(OptiModule):
         self.state = add_squared(self.state, gradients)
         return adaptive_scale(gradients, self.state, self.eps)
 
-    def fused_step(self, zeros: Callable[[], Vector]) -> FusedStep:
-        state = zeros() if self.state is None else self.state
-        return FusedStep("adagrad_step", (state,), (self.eps,), self._commit)
+    formula: ClassVar[str] = "adagrad_step"
 
-    def _commit(self, states: tuple[Vector, ...]) -> None:
-        (self.state,) = states
-
-    def on_round_start(self) -> None:
-        if self.round_reset:
-            self.state = None
+    @property
+    def fused_scalars(self) -> tuple[float, ...]:
+        return (self.eps,)
 
     def get_config(self) -> dict[str, Any]:
         return {"eps": self.eps, "round_reset": self.round_reset}
 
-    def get_state(self) -> dict[str, Any]:
-        return {"state": self.state}
 
-    def set_state(self, state: dict[str, Any]) -> None:
-        (value,) = pop_state(state, ("state",), type(self).__name__)
-        self.state = vector_or_none(value, "state", type(self).__name__)
-
-
-class RMSPropModule(OptiModule):
+class RMSPropModule(SingleStateModule):
     """RMSProp (Tieleman & Hinton, 2012): scale by the root of an EWMA of squared gradients.
 
     With `v_0 = 0` (no bias correction):
@@ -115,26 +103,14 @@ class RMSPropModule(OptiModule):
         self.state = ewma_squared(self.state, gradients, self.beta)
         return adaptive_scale(gradients, self.state, self.eps)
 
-    def fused_step(self, zeros: Callable[[], Vector]) -> FusedStep:
-        state = zeros() if self.state is None else self.state
-        return FusedStep("rmsprop_step", (state,), (self.beta, self.eps), self._commit)
+    formula: ClassVar[str] = "rmsprop_step"
 
-    def _commit(self, states: tuple[Vector, ...]) -> None:
-        (self.state,) = states
-
-    def on_round_start(self) -> None:
-        if self.round_reset:
-            self.state = None
+    @property
+    def fused_scalars(self) -> tuple[float, ...]:
+        return (self.beta, self.eps)
 
     def get_config(self) -> dict[str, Any]:
         return {"beta": self.beta, "eps": self.eps, "round_reset": self.round_reset}
-
-    def get_state(self) -> dict[str, Any]:
-        return {"state": self.state}
-
-    def set_state(self, state: dict[str, Any]) -> None:
-        (value,) = pop_state(state, ("state",), type(self).__name__)
-        self.state = vector_or_none(value, "state", type(self).__name__)
 
 
 class AdamModule(OptiModule):

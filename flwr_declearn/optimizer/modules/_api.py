@@ -7,11 +7,12 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from flwr_declearn.model.api import Vector
+from flwr_declearn.optimizer._checks import pop_state, vector_or_none
 from flwr_declearn.optimizer._fused import FusedStep
 from flwr_declearn.utils import create_types_registry
 from flwr_declearn.utils._plugin import RegisteredPlugin
 
-__all__ = ["OptiModule"]
+__all__ = ["OptiModule", "SingleStateModule"]
 
 
 @create_types_registry(name="OptiModule")
@@ -103,3 +104,38 @@ class OptiModule(RegisteredPlugin, metaclass=ABCMeta, register=False):
         """
         if state:
             raise KeyError(f"OptiModule '{self.name}' has no state, but received {sorted(state)}.")
+
+
+class SingleStateModule(OptiModule, register=False):
+    """OptiModule with one state Vector `state` (None: zeros), reset per round if `round_reset`.
+
+    Subclasses set `formula` (their fused formula, see `fused_step`) and
+    `fused_scalars` (its scalar arguments).
+    """
+
+    formula: ClassVar[str]
+    state: Vector | None
+    round_reset: bool
+
+    @property
+    def fused_scalars(self) -> tuple[float, ...]:
+        """Scalar arguments of `formula`."""
+        return ()
+
+    def fused_step(self, zeros: Callable[[], Vector]) -> FusedStep:
+        state = zeros() if self.state is None else self.state
+        return FusedStep(self.formula, (state,), self.fused_scalars, self._commit)
+
+    def _commit(self, states: tuple[Vector, ...]) -> None:
+        (self.state,) = states
+
+    def on_round_start(self) -> None:
+        if self.round_reset:
+            self.state = None
+
+    def get_state(self) -> dict[str, Any]:
+        return {"state": self.state}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        (value,) = pop_state(state, ("state",), type(self).__name__)
+        self.state = vector_or_none(value, "state", type(self).__name__)

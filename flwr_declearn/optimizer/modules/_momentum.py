@@ -9,7 +9,7 @@ from flwr_declearn.model.api import Vector
 from flwr_declearn.optimizer._checks import check_beta, pop_state, vector_or_none
 from flwr_declearn.optimizer._fused import FusedStep
 from flwr_declearn.optimizer._kernels import axpy, ewma, yogi_ewma, zeros_like
-from flwr_declearn.optimizer.modules._api import OptiModule
+from flwr_declearn.optimizer.modules._api import OptiModule, SingleStateModule
 
 __all__ = ["EWMAModule", "MomentumModule", "YogiMomentumModule"]
 
@@ -76,7 +76,7 @@ class MomentumModule(OptiModule):
         self.velocity = vector_or_none(velocity, "velocity", type(self).__name__)
 
 
-class EWMAModule(OptiModule):
+class EWMAModule(SingleStateModule):
     """Exponentially-weighted moving average of gradients.
 
     With `s_0 = 0`:
@@ -111,26 +111,12 @@ class EWMAModule(OptiModule):
     formula: ClassVar[str] = "ewma_step"
     """Name of the fused formula of `_update`."""
 
-    def fused_step(self, zeros: Callable[[], Vector]) -> FusedStep:
-        state = zeros() if self.state is None else self.state
-        return FusedStep(self.formula, (state,), (self.beta,), self._commit)
-
-    def _commit(self, states: tuple[Vector, ...]) -> None:
-        (self.state,) = states
-
-    def on_round_start(self) -> None:
-        if self.round_reset:
-            self.state = None
+    @property
+    def fused_scalars(self) -> tuple[float, ...]:
+        return (self.beta,)
 
     def get_config(self) -> dict[str, Any]:
         return {"beta": self.beta, "round_reset": self.round_reset}
-
-    def get_state(self) -> dict[str, Any]:
-        return {"state": self.state}
-
-    def set_state(self, state: dict[str, Any]) -> None:
-        (value,) = pop_state(state, ("state",), type(self).__name__)
-        self.state = vector_or_none(value, "state", type(self).__name__)
 
 
 class YogiMomentumModule(EWMAModule):
