@@ -377,7 +377,8 @@ class FederatedCore:
                 log(WARNING, "flwr_declearn: round %s: no valid client update.", server_round)
                 self._restore(weights_before, optimizer_before, extra_before)
                 return None
-            self._step(server_round, accepted)
+            with np.errstate(over="ignore", invalid="ignore"):  # non-finite results checked below
+                self._step(server_round, accepted)
             self._check_new_state()
             metrics = (
                 metrics_fn([(upd.num_examples, upd.metrics) for upd in accepted])
