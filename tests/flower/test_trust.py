@@ -148,8 +148,8 @@ def test_an_array_header_declaring_2_40_elements_is_skipped_not_allocated(
         "client 2: Weight arrays do not match the model: 'bias': expected float32[1]" in caplog.text
     )
     assert (
-        "client 3: Weight arrays do not match the model: 'bias': expected float32[1], received float32[1099511627776]"
-        in caplog.text
+        "client 3: Weight arrays do not match the model: 'bias': expected float32[1], "
+        "received float32[1099511627776]" in caplog.text
     )
     assert state_bytes(strategy) == state_bytes(reference)
     # Same on the legacy path: a tensor claiming 2**40 elements.
