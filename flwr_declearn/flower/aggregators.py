@@ -56,7 +56,7 @@ class Contribution(NamedTuple):
     """One client's contribution: its id, example count and float64 updates by name."""
 
     client_id: str
-    num_examples: int
+    num_examples: float
     deltas: dict[str, np.ndarray]
 
 
@@ -195,7 +195,7 @@ def _running_mean(
 ) -> dict[str, np.ndarray]:
     """`sum_k n_k s_k d_k / sum_k n_k` with `s_k = factor(k)` on the `clip` arrays, 1 elsewhere."""
     acc: dict[str, np.ndarray] | None = None
-    total = 0
+    total = 0.0
     clipped = set(clip)
     for contrib in contributions:
         scale = factor(contrib)
