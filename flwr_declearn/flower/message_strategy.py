@@ -214,6 +214,7 @@ class DeclearnMessageStrategy(StrategyBase, Strategy):
         """Validate the replies, run the server Optimizer, return new weights and metrics."""
         rnd = self._round(server_round)
         replies = list(replies)
+        log(INFO, "flwr_declearn: round %s: %d train repl(ies) received.", rnd, len(replies))
         failed = [msg for msg in replies if msg.has_error()]
         for msg in failed:
             log(
