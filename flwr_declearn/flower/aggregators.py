@@ -12,7 +12,8 @@ round's pseudo-gradient, that the server Optimizer then applies:
   `beta` fraction of smallest and of largest values, counts ignored
   (Flower's FedTrimmedAvg);
 - "clipped-mean": `d_k` scaled to an L2 norm of at most `max_norm` (over all
-  the arrays of one client), then the count-weighted mean; running sum.
+  the trainable arrays of one client), then their mean (unweighted by
+  default, count-weighted with `weighted=True`); running sum.
 
 Non-trainable weights (e.g. batch-norm statistics) go through the same
 aggregator (as `w_global - agg(d_k)`), except that "clipped-mean" does not
@@ -97,27 +98,34 @@ class WeightedMean(Aggregator):
 
 
 class ClippedMean(Aggregator):
-    """Each client's update scaled to an L2 norm of at most `max_norm`, then the weighted mean.
+    """Each client's update scaled to an L2 norm of at most `max_norm`, then averaged.
 
     Parameters
     ----------
     max_norm:
         Bound on the L2 norm of a client's update (over the `clip` arrays).
+    weighted:
+        Whether to weight clients by their example counts (as FedAvg does);
+        by default every client weighs the same, so that an inflated count
+        cannot buy a clipped update more influence.
     """
 
     name: ClassVar[str] = "clipped-mean"
 
-    def __init__(self, max_norm: float) -> None:
+    def __init__(self, max_norm: float, weighted: bool = False) -> None:
         if (
             isinstance(max_norm, bool)
             or not isinstance(max_norm, int | float)
             or not (0 < max_norm < math.inf)
         ):
             raise ValueError(f"'max_norm' must be a positive finite float, not {max_norm!r}.")
+        if not isinstance(weighted, bool):
+            raise ValueError(f"'weighted' must be a bool, not {weighted!r}.")
         self.max_norm = float(max_norm)
+        self.weighted = weighted
 
     def get_config(self) -> dict[str, Any]:
-        return {"max_norm": self.max_norm}
+        return {"max_norm": self.max_norm, "weighted": self.weighted}
 
     def aggregate(
         self, contributions: Iterable[Contribution], names: Sequence[str], clip: Sequence[str]
@@ -126,6 +134,8 @@ class ClippedMean(Aggregator):
             norm = update_norm(contrib.deltas, clip)
             return 1.0 if norm <= self.max_norm else self.max_norm / norm
 
+        if not self.weighted:
+            contributions = (c._replace(num_examples=1) for c in contributions)
         return _running_mean(contributions, names, factor, clip)
 
 

@@ -385,7 +385,10 @@ def test_aggregators_are_selected_by_name_through_the_registry() -> None:
     assert type(build_aggregator(None)).name == "mean"
     assert build_aggregator("median").name == "median"
     assert build_aggregator(("trimmed-mean", {"beta": 0.2})).get_config() == {"beta": 0.2}
-    assert build_aggregator(["clipped-mean", {"max_norm": 2.0}]).get_config() == {"max_norm": 2.0}
+    assert build_aggregator(["clipped-mean", {"max_norm": 2.0}]).get_config() == {
+        "max_norm": 2.0,
+        "weighted": False,
+    }
     assert isinstance(Aggregator.from_specs("median", {}), Aggregator)
     with pytest.raises(KeyError):
         build_aggregator("krum-ish")
