@@ -1,4 +1,4 @@
-"""DP-SGD on DeclearnClient: clipped, noised Poisson steps; (epsilon, delta) accounted across rounds."""
+"""DP-SGD on DeclearnClient: clipped, noised Poisson steps; (epsilon, delta) across rounds."""
 
 from __future__ import annotations
 
