@@ -95,7 +95,9 @@ class DeclearnClient(NumPyClient):
     Every draw is a step (an empty sample takes a noise-only step). The
     client accounts those steps in a `privacy.PrivacyAccountant` kept in
     `context.state` across rounds, and reports "dp_epsilon" and "dp_delta"
-    (spent so far) in its metrics; this needs the `dp` extra.
+    (spent so far) in its metrics, and no "train_loss" (not private); this
+    needs the `dp` extra. Evaluation on the training data (no `valid_data`)
+    is not private either.
 
     Weights travel as NDArrays in sorted-name order (see `wire.weight_names`).
 
@@ -283,10 +285,9 @@ class DeclearnClient(NumPyClient):
                     f"Local training produced non-finite {what} (at {found}); nothing was "
                     "stored: lower the learning rate or clip gradients."
                 )
-        metrics: dict[str, Scalar] = {
-            "train_loss": float(np.mean(losses)) if losses else float("nan"),
-            "n_steps": n_steps,
-        }
+        metrics: dict[str, Scalar] = {"n_steps": n_steps}
+        if dp is None:  # a DP-SGD round reports no loss: it would be a non-private output
+            metrics["train_loss"] = float(np.mean(losses)) if losses else float("nan")
         if dp is not None:
             accountant = accountant or PrivacyAccountant(self.dp_delta)
             accountant.delta = self.dp_delta

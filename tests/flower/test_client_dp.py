@@ -56,6 +56,7 @@ def test_epsilon_per_round_equals_dp_accounting_and_grows_with_rounds() -> None:
         assert eps == pytest.approx(direct_epsilon(1.0, 0.2, 5 * rnd, 1e-4), rel=1e-12)
     assert epsilons[0] < epsilons[1] < epsilons[2]
     assert all(met["dp_delta"] == 1e-4 for met in metrics)
+    assert not any("train_loss" in met for met in metrics)  # not a private output
 
 
 def test_more_noise_gives_a_smaller_epsilon() -> None:
