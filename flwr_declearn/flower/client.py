@@ -286,9 +286,9 @@ class DeclearnClient(NumPyClient):
                     "stored: lower the learning rate or clip gradients."
                 )
         metrics: dict[str, Scalar] = {"n_steps": n_steps}
-        if dp is None:  # a DP-SGD round reports no loss: it would be a non-private output
+        if dp is None:
             metrics["train_loss"] = float(np.mean(losses)) if losses else float("nan")
-        if dp is not None:
+        else:  # no loss: it would be a non-private output
             accountant = accountant or PrivacyAccountant(self.dp_delta)
             accountant.delta = self.dp_delta
             accountant.step(dp.noise_multiplier, dp.sample_rate, n_steps)
