@@ -108,7 +108,10 @@ class DeclearnClient(NumPyClient):
     train_data:
         Local training data: an `InMemoryDataset`, numpy `(x, y[, s_wght])`, a
         torch Dataset or DataLoader, a `tf.data.Dataset` or a Hugging Face
-        `datasets.Dataset` (see `flwr_declearn.data.as_dataset`).
+        `datasets.Dataset` (see `flwr_declearn.data.as_dataset`). Other types are
+        loaded into memory each time a client is built (Flower builds one per
+        message): for large data, build the `InMemoryDataset` once with
+        `as_dataset` and cache it.
     context:
         The Flower Context; its `state` stores the Optimizer state across
         rounds. None keeps that state on this instance instead (only valid
