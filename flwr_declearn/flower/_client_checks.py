@@ -85,11 +85,14 @@ def check_weights(weights: Vector, specs: Mapping[str, tuple[tuple[int, ...], st
     check_finite(weights, "The global weights")
 
 
-def check_aux_var(aux: Any, reference: Vector) -> dict[str, dict[str, Any]]:
+def check_aux_var(
+    aux: Any, reference: Vector, max_norm: float | None = None
+) -> dict[str, dict[str, Any]]:
     """Check the server's aux-vars: `{aux_name: {key: value}}`, Vectors as the trainable weights.
 
     Every Vector must have the specs of `reference` (the trainable weights,
-    as `Vector.check_specs` sees them); every number must be finite.
+    as `Vector.check_specs` sees them) and, if `max_norm` is set, an L2 norm
+    of at most `max_norm`; every number must be finite.
     """
     if not isinstance(aux, dict) or not all(
         isinstance(name, str) and isinstance(val, dict) for name, val in aux.items()
@@ -106,4 +109,10 @@ def check_aux_var(aux: Any, reference: Vector) -> dict[str, dict[str, Any]]:
                         f"{where} does not match the trainable weights: {exc}"
                     ) from None
             check_finite(value, where)
+            if max_norm is not None and isinstance(value, Vector):
+                norm = math.sqrt(sum(float(np.vdot(a, a)) for a in value.pack().values()))
+                if not norm <= max_norm:
+                    raise RejectedMessage(
+                        f"{where} has an L2 norm of {norm:.4g}, above max_aux_norm={max_norm}."
+                    )
     return aux

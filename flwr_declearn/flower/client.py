@@ -133,6 +133,9 @@ class DeclearnClient(NumPyClient):
     max_seconds:
         If set, local training stops (with a warning) once a round has run
         this many seconds; the steps taken are reported.
+    max_aux_norm:
+        If set, server aux-var Vectors (e.g. SCAFFOLD's `c`) of a larger L2
+        norm are rejected.
     dp_delta:
         The delta at which the DP-SGD epsilon is reported.
     config_keys:
@@ -151,6 +154,7 @@ class DeclearnClient(NumPyClient):
         metrics: Sequence[MetricSpec] | None = None,
         max_steps: int = 1_000_000,
         max_seconds: float | None = None,
+        max_aux_norm: float | None = None,
         dp_delta: float = 1e-5,
         config_keys: Collection[str] = (),
     ) -> None:
@@ -161,6 +165,12 @@ class DeclearnClient(NumPyClient):
         ):
             raise ValueError(
                 f"'max_seconds' must be a positive number or None, not {max_seconds!r}."
+            )
+        if max_aux_norm is not None and not (
+            isinstance(max_aux_norm, int | float) and max_aux_norm > 0
+        ):
+            raise ValueError(
+                f"'max_aux_norm' must be a positive number or None, not {max_aux_norm!r}."
             )
         self.model = model
         self.train_data = as_dataset(train_data)
@@ -178,6 +188,7 @@ class DeclearnClient(NumPyClient):
         self._metric_specs = metrics
         self.max_steps = max_steps
         self.max_seconds = max_seconds
+        self.max_aux_norm = max_aux_norm
         self.dp_delta = PrivacyAccountant(dp_delta).delta
         self.config_keys = frozenset(config_keys)
         if model.required_data_info:
@@ -263,7 +274,7 @@ class DeclearnClient(NumPyClient):
             aux = None
             if wire.KEY_AUX_VAR in config:
                 aux = wire.decode(_as_bytes(config, wire.KEY_AUX_VAR), self.vector_type)
-                check_aux_var(aux, self.model.get_weights(trainable=True))
+                check_aux_var(aux, self.model.get_weights(trainable=True), self.max_aux_norm)
                 optimizer.process_aux_var(aux)
             dp = self._dp_setup(optimizer, train_config)
         except RejectedMessage:

@@ -256,6 +256,20 @@ def test_max_steps_is_configurable_and_max_seconds_stops_training(
     assert "reached max_seconds=0.2" in caplog.text
 
 
+def test_huge_finite_aux_vars_are_rejected_above_max_aux_norm(
+    data: InMemoryDataset, trained_context: Context
+) -> None:
+    before = state_bytes(trained_context)
+    huge = {"scaffold": {"state": server_state(kernel=np.full((3, 1), 1e30))}}
+    client = DeclearnClient(LinearModel(3), data, trained_context, max_aux_norm=1e3)
+    with pytest.raises(
+        RejectedMessage, match=r"'scaffold'\['state'\] has an L2 norm of 1.732e\+30"
+    ):
+        client.fit(start_weights(), fit_config(aux=huge))
+    assert state_bytes(trained_context) == before
+    client.fit(start_weights(), fit_config(aux=GOOD_AUX))  # a normal one passes
+
+
 def test_evaluation_rejects_non_finite_weights_and_bad_configs(data: InMemoryDataset) -> None:
     client = DeclearnClient(LinearModel(3), data, make_context(1))
     with pytest.raises(RejectedMessage, match="'kernel' holds non-finite"):
