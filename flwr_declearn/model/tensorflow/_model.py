@@ -457,12 +457,21 @@ class TensorflowModel(Model[TensorflowVector]):
     def evaluate(self, dataset: Any) -> dict[str, float]:
         """Compute the loss and compiled `metrics` over a dataset with Keras' `evaluate`.
 
-        `dataset` is an iterable of `(inputs, y_true[, s_wght])` batches (or
-        anything `keras.Model.evaluate` takes as `x`).
+        `dataset` is an iterable of `(inputs, y_true, s_wght)` batches (as
+        `InMemoryDataset.generate_batches` yields), a `tf.data.Dataset` or a
+        `keras.utils.PyDataset`.
         """
         self._require_built()
         if not self._model.compiled:
             self._compile()
+        if not isinstance(dataset, tf.data.Dataset | keras.utils.PyDataset):
+            batches = list(dataset)
+
+            def generate() -> Any:
+                for batch in batches:
+                    yield tuple(part for part in split_batch(batch) if part is not None)
+
+            dataset = generate()
         with tf.device(self._device):
             return self._model.evaluate(dataset, return_dict=True, verbose=0)  # type: ignore[no-any-return]
 
