@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from abc import ABCMeta, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Generic, Self, TypeVar
@@ -15,6 +16,14 @@ from flwr_declearn.utils import DevicePolicy, access_registered, create_types_re
 __all__ = ["Model"]
 
 VectorT = TypeVar("VectorT", bound=Vector)
+
+# Registered name -> module defining (and registering) it, imported by `Model.from_config`.
+_MODEL_MODULES = {
+    "TorchModel": "flwr_declearn.model.torch",
+    "TensorflowModel": "flwr_declearn.model.tensorflow",
+    "HaikuModel": "flwr_declearn.model.haiku._model",
+    "JaxModel": "flwr_declearn.model.jax._model",
+}
 
 
 @create_types_registry(name="Model")
@@ -113,6 +122,9 @@ class Model(Generic[VectorT], metaclass=ABCMeta):
                 f"{cls.__name__}.from_config needs the 'typekey' field that get_config writes "
                 "(the registered name of the Model class)."
             )
+        module = _MODEL_MODULES.get(config["typekey"])
+        if module is not None:
+            importlib.import_module(module)  # registers the class
         subclass = access_registered(config["typekey"], "Model")
         if subclass is cls or not issubclass(subclass, cls):
             raise TypeError(f"'{config['typekey']}' is not a subclass of {cls.__name__}.")
