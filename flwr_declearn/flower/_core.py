@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import math
 import os
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from logging import ERROR, INFO, WARNING
@@ -36,6 +35,7 @@ import numpy as np
 from flwr.common import Scalar, log
 
 from flwr_declearn.flower import checkpoint, protocol, wire
+from flwr_declearn.flower._client_checks import find_non_finite
 from flwr_declearn.flower._global_model import GlobalWeights
 from flwr_declearn.flower._validation import (
     ClientLimits,
@@ -450,7 +450,7 @@ class FederatedCore:
         for name, array in self.weights.arrays.items():
             if array.dtype.kind == "f" and not np.isfinite(array).all():
                 raise FloatingPointError(f"the new global weight '{name}' is not finite")
-        fault = find_non_finite(self.server_optimizer.get_state())
+        fault = find_non_finite(self.server_optimizer.get_state(), "state")
         if fault is not None:
             raise FloatingPointError(f"the new server Optimizer state is not finite at {fault}")
 
@@ -566,7 +566,7 @@ class FederatedCore:
         except ValueError as exc:
             raise CheckpointError(f"its weights do not match the model: {exc}") from None
         weights = NumpyVector({name: np.array(value) for name, value in weights.coefs.items()})
-        fault = find_non_finite(weights)
+        fault = find_non_finite(weights, "weights")
         if fault is not None:
             raise CheckpointError(f"non-finite weights at {fault}")
         optimizer = content.get("server_optimizer")
@@ -587,7 +587,7 @@ class FederatedCore:
                 raise CheckpointError(
                     f"a server Optimizer state does not match the trainable weights: {exc}"
                 ) from None
-        fault = find_non_finite(state)
+        fault = find_non_finite(state, "state")
         if fault is not None:
             raise CheckpointError(f"non-finite server Optimizer state at {fault}")
         fresh = Optimizer.from_config(self.server_optimizer.get_config())
@@ -644,31 +644,6 @@ def _vectors(obj: Any) -> Iterator[Vector]:
     elif isinstance(obj, list | tuple):
         for val in obj:
             yield from _vectors(val)
-
-
-def find_non_finite(obj: Any, path: str = "state") -> str | None:
-    """Return the path of the first non-finite float in a structure (Vectors, arrays, numbers)."""
-    if isinstance(obj, Vector):
-        for name, array in obj.pack().items():
-            if array.dtype.kind == "f" and not np.isfinite(array).all():
-                return f"{path}[{name!r}]"
-    elif isinstance(obj, np.ndarray | np.floating):
-        if np.asarray(obj).dtype.kind == "f" and not np.isfinite(obj).all():
-            return path
-    elif isinstance(obj, float):
-        if not math.isfinite(obj):
-            return path
-    elif isinstance(obj, dict):
-        for key, val in obj.items():
-            fault = find_non_finite(val, f"{path}[{key!r}]")
-            if fault:
-                return fault
-    elif isinstance(obj, list | tuple):
-        for idx, val in enumerate(obj):
-            fault = find_non_finite(val, f"{path}[{idx}]")
-            if fault:
-                return fault
-    return None
 
 
 def build_core(

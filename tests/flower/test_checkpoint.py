@@ -131,7 +131,7 @@ def reshaped_scaffold(content: dict[str, Any]) -> None:
 @pytest.mark.parametrize(
     ("edit", "match"),
     [
-        (nan_weights, r"non-finite weights at state\['bias'\]"),
+        (nan_weights, r"non-finite weights at weights\['bias'\]"),
         (nan_adam, "non-finite server Optimizer state"),
         (
             reshaped_scaffold,
