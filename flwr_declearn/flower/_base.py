@@ -24,6 +24,7 @@ from flwr_declearn.flower._core import (
 from flwr_declearn.flower._validation import ClientLimits
 from flwr_declearn.flower.aggregators import Aggregator
 from flwr_declearn.flower.config import EvaluationConfig, TrainingConfig
+from flwr_declearn.flower.server_dp import ServerDP
 from flwr_declearn.model.api import Model, Vector
 from flwr_declearn.optimizer import Optimizer
 
@@ -62,6 +63,7 @@ class StrategyBase:
         on_round_error: ErrorPolicy,
         on_spec_mismatch: ErrorPolicy,
         round_timeout: float | None,
+        dp: ServerDP | Mapping[str, Any] | None = None,
     ) -> None:
         for name, value in fractions.items():
             if not 0.0 <= value <= 1.0:
@@ -96,6 +98,7 @@ class StrategyBase:
             limits=limits,
             on_round_error=on_round_error,
             on_spec_mismatch=on_spec_mismatch,
+            dp=dp,
         )
         self.evaluate_fn = evaluate_fn
         self.fit_metrics_aggregation_fn = fit_metrics_aggregation_fn
@@ -106,6 +109,7 @@ class StrategyBase:
         self.on_checkpoint_error = on_checkpoint_error
         self.round_timeout = round_timeout
         self._round_offset = 0
+        self._sample_rate = 1.0
 
     # -- global state ----------------------------------------------------------------------------
 
@@ -182,9 +186,27 @@ class StrategyBase:
     ) -> dict[str, Scalar] | None:
         """Run the core's transactional aggregation; return the fit metrics, None if unchanged."""
         metrics = self.core.aggregate(server_round, updates, self._fit_metrics)
-        if metrics is not None:
-            self._after_round()
+        if metrics is None:
+            return None
+        if self.core.dp is not None:
+            epsilon, delta = self.core.account_privacy(self._sample_rate)
+            log(
+                INFO,
+                "flwr_declearn: round %s: client-level DP spent (epsilon=%.4g, delta=%g).",
+                server_round,
+                epsilon,
+                delta,
+            )
+            metrics = {**metrics, "dp-epsilon": epsilon, "dp-delta": delta}
+        self._after_round()
         return metrics
+
+    @property
+    def privacy_spent(self) -> tuple[float, float] | None:
+        """The (epsilon, delta) of client-level DP spent so far (None without `dp`)."""
+        if self.core.accountant is None:
+            return None
+        return self.core.accountant.epsilon(), self.core.accountant.delta
 
     def _fit_metrics(self, results: list[tuple[int, dict[str, Scalar]]]) -> dict[str, Scalar]:
         if self.fit_metrics_aggregation_fn is not None:
@@ -255,7 +277,12 @@ class StrategyBase:
         return available, True
 
     def _sample_count(
-        self, count_available: Callable[[], int], fraction: float, minimum: int, min_available: int
+        self,
+        count_available: Callable[[], int],
+        fraction: float,
+        minimum: int,
+        min_available: int,
+        for_training: bool,
     ) -> int:
         """Return how many clients to sample (0: none), waiting for `min_available` first.
 
@@ -267,7 +294,9 @@ class StrategyBase:
         available, timed_out = self._wait_for(count_available, max(min_available, 1))
         size = self._sample_size(available, fraction, minimum)
         if size > available:
-            return available if timed_out else 0
+            size = available if timed_out else 0
+        if for_training:
+            self._sample_rate = size / available if available else 0.0
         return size
 
 

@@ -48,9 +48,11 @@ from flwr_declearn.flower._validation import (
 from flwr_declearn.flower.aggregators import Aggregator, Contribution, build_aggregator
 from flwr_declearn.flower.checkpoint import CheckpointError
 from flwr_declearn.flower.config import EvaluationConfig, TrainingConfig
+from flwr_declearn.flower.server_dp import ServerDP
 from flwr_declearn.model.api import Model, Vector, VectorSpecError
 from flwr_declearn.model.numpy import NumpyVector
 from flwr_declearn.optimizer import Optimizer
+from flwr_declearn.privacy import PrivacyAccountant
 
 __all__ = ["AggregationError", "ClientUpdate", "FederatedCore", "build_core", "client_order"]
 
@@ -135,6 +137,9 @@ class FederatedCore:
     on_spec_mismatch:
         "skip" (default): a client whose weights do not match the model is
         skipped; "fail": it raises a `SpecMismatchError` (ends the run).
+    dp:
+        Client-level differential privacy (see `server_dp.ServerDP`); it sets
+        the aggregator (equal-weight mean of clipped updates) and adds noise.
     """
 
     def __init__(
@@ -150,6 +155,7 @@ class FederatedCore:
         limits: ClientLimits | None = None,
         on_round_error: ErrorPolicy = "skip",
         on_spec_mismatch: ErrorPolicy = "skip",
+        dp: ServerDP | Mapping[str, Any] | None = None,
     ) -> None:
         if not weights.coefs:
             raise ValueError("The global model has no weights.")
@@ -166,6 +172,18 @@ class FederatedCore:
         self.server_optimizer = server_optimizer
         self.train_config = train_config
         self.eval_config = eval_config
+        self.dp = ServerDP.build(dp)
+        self.accountant: PrivacyAccountant | None = None
+        if self.dp is not None:
+            if aggregator is not None:
+                raise ValueError("Pass either `dp` or `aggregator`: DP sets the aggregator.")
+            if set(self.weights.trainable_names) != set(self.names):
+                raise ValueError(
+                    "Client-level DP covers trainable weights only; this model also has "
+                    f"non-trainable ones: {sorted(set(self.names) - set(self.trainable_names))}."
+                )
+            aggregator = self.dp.aggregator_spec()
+            self.accountant = PrivacyAccountant(self.dp.delta)
         self.aggregator = build_aggregator(aggregator)
         self.limits = ClientLimits() if limits is None else limits
         self.on_round_error: ErrorPolicy = on_round_error
@@ -421,6 +439,8 @@ class FederatedCore:
         """Aggregate the updates and apply the server Optimizer (may raise; caller restores)."""
         trainable = self.weights.trainable_names
         aggregate = self.aggregate_updates(server_round, updates, self.names, trainable)
+        if self.dp is not None:
+            self.dp.add_noise(aggregate, trainable, len(updates), server_round)
         gradients = {
             name: aggregate[name].astype(self.weights.arrays[name].dtype) for name in trainable
         }
@@ -498,6 +518,19 @@ class FederatedCore:
             self.server_optimizer.process_aux_var(merged)
         return good
 
+    def account_privacy(self, sample_rate: float) -> tuple[float, float]:
+        """Account an aggregated round of client-level DP; return the (epsilon, delta) spent.
+
+        Raises
+        ------
+        ImportError
+            If `dp-accounting` is not installed.
+        """
+        assert self.dp is not None and self.accountant is not None
+        self.accountant.step(self.dp.noise_multiplier, sample_rate)
+        self.extra_state["privacy"] = self.accountant.get_state()
+        return self.accountant.epsilon(), self.dp.delta
+
     # -- checkpointing ---------------------------------------------------------------------------
 
     def checkpoint_content(self) -> dict[str, Any]:
@@ -544,6 +577,8 @@ class FederatedCore:
         self.server_optimizer.set_state(state)
         self.server_round = round_index
         self.extra_state = extra
+        if self.accountant is not None:
+            self.accountant.set_state(extra.get("privacy", {"delta": self.dp.delta, "events": []}))  # type: ignore[union-attr]
         self._synced = set()
 
     def _checked_content(
@@ -595,6 +630,8 @@ class FederatedCore:
         extra = content.get("extra", {})
         if not isinstance(extra, dict):
             raise CheckpointError("invalid 'extra' state")
+        if self.dp is not None and "privacy" in extra:
+            PrivacyAccountant(self.dp.delta).set_state(extra["privacy"])  # raises if invalid
         return weights, state, round_index, thaw(extra)
 
 

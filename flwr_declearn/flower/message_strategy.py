@@ -30,6 +30,7 @@ from flwr_declearn.flower._records import arrays_to_record, get_record, record_t
 from flwr_declearn.flower._validation import ClientLimits, SpecMismatchError
 from flwr_declearn.flower.aggregators import Aggregator
 from flwr_declearn.flower.config import EvaluationConfig, TrainingConfig
+from flwr_declearn.flower.server_dp import ServerDP
 from flwr_declearn.model.api import Model, Vector
 from flwr_declearn.optimizer import Optimizer
 
@@ -55,7 +56,7 @@ class DeclearnMessageStrategy(StrategyBase, Strategy):
     train_config, eval_config, evaluate_fn, fit_metrics_aggregation_fn,
     evaluate_metrics_aggregation_fn, accept_failures, checkpoint_path,
     keep_checkpoints, on_checkpoint_error, aggregator, limits, on_round_error,
-    on_spec_mismatch:
+    on_spec_mismatch, dp:
         As for `DeclearnStrategy`; `evaluate_fn` is called by `start` before
         the first round and after every round, its results recorded as
         `{"loss": loss, **metrics}`.
@@ -100,6 +101,7 @@ class DeclearnMessageStrategy(StrategyBase, Strategy):
         on_round_error: ErrorPolicy = "skip",
         on_spec_mismatch: ErrorPolicy = "skip",
         round_timeout: float | None = None,
+        dp: ServerDP | Mapping[str, Any] | None = None,
     ) -> None:
         StrategyBase.__init__(
             self,
@@ -123,6 +125,7 @@ class DeclearnMessageStrategy(StrategyBase, Strategy):
             on_round_error=on_round_error,
             on_spec_mismatch=on_spec_mismatch,
             round_timeout=round_timeout,
+            dp=dp,
         )
         self.fraction_train = fraction_train
         self.fraction_evaluate = fraction_evaluate
@@ -148,9 +151,15 @@ class DeclearnMessageStrategy(StrategyBase, Strategy):
         self.core.set_weights(record_to_arrays(arrays))
         self._arrays = arrays
 
-    def _sample(self, grid: Grid, fraction: float, minimum: int) -> list[int]:
+    def _sample(
+        self, grid: Grid, fraction: float, minimum: int, for_training: bool = True
+    ) -> list[int]:
         size = self._sample_count(
-            lambda: len(list(grid.get_node_ids())), fraction, minimum, self.min_available_nodes
+            lambda: len(list(grid.get_node_ids())),
+            fraction,
+            minimum,
+            self.min_available_nodes,
+            for_training,
         )
         if size < 1:
             return []
@@ -247,7 +256,9 @@ class DeclearnMessageStrategy(StrategyBase, Strategy):
         if self.fraction_evaluate == 0.0:
             return []
         self._adopt(arrays)
-        node_ids = self._sample(grid, self.fraction_evaluate, self.min_evaluate_nodes)
+        node_ids = self._sample(
+            grid, self.fraction_evaluate, self.min_evaluate_nodes, for_training=False
+        )
         eval_config = self.core.evaluate_config(self._round(server_round))
         configs = {node: {**config, **eval_config} for node in node_ids}
         return self._messages(node_ids, arrays, configs, MessageType.EVALUATE)

@@ -30,6 +30,7 @@ from flwr_declearn.flower._core import ClientUpdate, ErrorPolicy
 from flwr_declearn.flower._validation import ClientLimits, SpecMismatchError
 from flwr_declearn.flower.aggregators import Aggregator
 from flwr_declearn.flower.config import EvaluationConfig, TrainingConfig
+from flwr_declearn.flower.server_dp import ServerDP
 from flwr_declearn.model.api import Model, Vector
 from flwr_declearn.optimizer import Optimizer
 
@@ -126,6 +127,11 @@ class DeclearnStrategy(StrategyBase, Strategy):
         round goes on with the connected clients); None waits for good (as
         Flower does). The legacy Server's own reply timeout is
         `ServerConfig(round_timeout=...)` (`make_server_app` passes it).
+    dp:
+        Client-level differential privacy (`server_dp.ServerDP` or its fields
+        as a dict: clip_norm, noise_multiplier, delta, seed): clipped updates,
+        equal weights, Gaussian noise; the (epsilon, delta) spent is logged and
+        returned in the fit metrics ("dp-epsilon", "dp-delta") every round.
     """
 
     def __init__(
@@ -155,6 +161,7 @@ class DeclearnStrategy(StrategyBase, Strategy):
         on_round_error: ErrorPolicy = "skip",
         on_spec_mismatch: ErrorPolicy = "skip",
         round_timeout: float | None = None,
+        dp: ServerDP | Mapping[str, Any] | None = None,
     ) -> None:
         Strategy.__init__(self)
         StrategyBase.__init__(
@@ -179,6 +186,7 @@ class DeclearnStrategy(StrategyBase, Strategy):
             on_round_error=on_round_error,
             on_spec_mismatch=on_spec_mismatch,
             round_timeout=round_timeout,
+            dp=dp,
         )
         self.fraction_fit = fraction_fit
         self.fraction_evaluate = fraction_evaluate
@@ -213,10 +221,18 @@ class DeclearnStrategy(StrategyBase, Strategy):
         self._parameters = parameters
 
     def _sample(
-        self, client_manager: ClientManager, fraction: float, minimum: int
+        self,
+        client_manager: ClientManager,
+        fraction: float,
+        minimum: int,
+        for_training: bool = True,
     ) -> list[ClientProxy]:
         size = self._sample_count(
-            client_manager.num_available, fraction, minimum, self.min_available_clients
+            client_manager.num_available,
+            fraction,
+            minimum,
+            self.min_available_clients,
+            for_training,
         )
         if size < 1:
             return []
@@ -276,7 +292,9 @@ class DeclearnStrategy(StrategyBase, Strategy):
         if self.fraction_evaluate == 0.0:
             return []
         self._adopt(parameters)
-        clients = self._sample(client_manager, self.fraction_evaluate, self.min_evaluate_clients)
+        clients = self._sample(
+            client_manager, self.fraction_evaluate, self.min_evaluate_clients, for_training=False
+        )
         rnd = self._round(server_round)
         return [
             (client, EvaluateIns(parameters, self.core.evaluate_config(rnd))) for client in clients
