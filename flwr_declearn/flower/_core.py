@@ -390,7 +390,7 @@ class FederatedCore:
         optimizer_before = wire.encode(self.server_optimizer.get_state())
         extra_before = wire.encode(self.extra_state)
         try:
-            accepted = self._process_aux_var(server_round, valid)
+            accepted = self._process_aux_var(server_round, valid, optimizer_before)
             if not accepted:
                 log(WARNING, "flwr_declearn: round %s: no valid client update.", server_round)
                 self._restore(weights_before, optimizer_before, extra_before)
@@ -447,7 +447,7 @@ class FederatedCore:
         for name, grad in gradients.items():
             if grad.dtype.kind == "f" and not np.isfinite(grad).all():
                 raise FloatingPointError(f"the pseudo-gradient of '{name}' is not finite")
-        self.server_optimizer.apply_gradients(self.weights, NumpyVector(gradients))  # type: ignore[arg-type]
+        self.server_optimizer.apply_gradients(self.weights, NumpyVector(gradients))
         frozen = [name for name in self.names if name not in set(trainable)]
         for name in frozen:
             reference = self.weights.arrays[name]
@@ -481,18 +481,18 @@ class FederatedCore:
         self.extra_state = thaw(wire.decode(extra))
 
     def _process_aux_var(
-        self, server_round: int, valid: Sequence[_ValidUpdate]
+        self, server_round: int, valid: Sequence[_ValidUpdate], snapshot: bytes
     ) -> list[_ValidUpdate]:
         """Feed the clients' aux-vars to the server Optimizer; return the updates it accepted.
 
         If the server Optimizer rejects the joint aux-vars, its state is
-        restored and each client's aux-vars are tried alone, to skip (and
-        log) the clients at fault before processing the others together.
+        restored (from `snapshot`, its wire-encoded state before the round)
+        and each client's aux-vars are tried alone, to skip (and log) the
+        clients at fault before processing the others together.
         """
         merged = _merge_aux(valid)
         if not merged:
             return list(valid)
-        snapshot = wire.encode(self.server_optimizer.get_state())
         try:
             self.server_optimizer.process_aux_var(merged)
             return list(valid)

@@ -14,9 +14,9 @@ __all__ = ["GlobalWeights"]
 class GlobalWeights:
     """Global model weights on the server: named numpy arrays, some of them trainable.
 
-    It offers what the server Optimizer needs from a model
-    (`get_weights(trainable=...)` and `apply_updates`), and nothing else:
-    the server holds no data. Updates never modify an array in place (each
+    It is what the server Optimizer needs of a model
+    (`optimizer.SupportsUpdates`: `get_weights(trainable=...)` and
+    `apply_updates`), and nothing else: the server holds no data. Updates never modify an array in place (each
     one is replaced), so a shallow copy of `arrays` is a snapshot.
 
     Parameters
