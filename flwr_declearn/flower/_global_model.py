@@ -16,8 +16,9 @@ class GlobalWeights:
 
     It is what the server Optimizer needs of a model
     (`optimizer.SupportsUpdates`: `get_weights(trainable=...)` and
-    `apply_updates`), and nothing else: the server holds no data. Updates never modify an array in place (each
-    one is replaced), so a shallow copy of `arrays` is a snapshot.
+    `apply_updates`), and nothing else: the server holds no data. Updates
+    never modify an array in place (each one is replaced), so a shallow copy
+    of `arrays` is a snapshot.
 
     Parameters
     ----------
