@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from logging import INFO, WARNING
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Required, TypedDict, Unpack
 
 import numpy as np
 from flwr.common import MetricsAggregationFn, Scalar, log
@@ -28,86 +28,99 @@ from flwr_declearn.flower.server_dp import ServerDP
 from flwr_declearn.model.api import Model, Vector
 from flwr_declearn.optimizer import Optimizer
 
-__all__ = ["ServerEvaluateFn", "StrategyBase"]
+__all__ = ["ServerEvaluateFn", "StrategyBase", "StrategyOptions"]
 
 ServerEvaluateFn = Callable[[int, dict[str, np.ndarray]], tuple[float, dict[str, Scalar]] | None]
 """`(server_round, {name: global weight}) -> (loss, metrics) | None`."""
 
 
+class StrategyOptions(TypedDict, total=False):
+    """Keyword arguments both strategies take (documented in `DeclearnStrategy`)."""
+
+    model: Model[Any] | None
+    initial_weights: Vector | Mapping[str, Any] | None
+    trainable: Collection[str] | None
+    client_optimizer: Required[Optimizer | Mapping[str, Any]]
+    server_optimizer: Optimizer | Mapping[str, Any] | None
+    train_config: TrainingConfig | Mapping[str, Any] | None
+    eval_config: EvaluationConfig | Mapping[str, Any] | None
+    evaluate_fn: ServerEvaluateFn | None
+    fit_metrics_aggregation_fn: MetricsAggregationFn | None
+    evaluate_metrics_aggregation_fn: MetricsAggregationFn | None
+    accept_failures: bool
+    checkpoint_path: str | os.PathLike[str] | None
+    keep_checkpoints: int
+    on_checkpoint_error: Literal["log", "raise"]
+    aggregator: Aggregator | str | Sequence[Any] | None
+    limits: ClientLimits | Mapping[str, Any] | None
+    on_round_error: ErrorPolicy
+    on_spec_mismatch: ErrorPolicy
+    round_timeout: float | None
+    dp: ServerDP | Mapping[str, Any] | None
+
+
+_CORE_OPTIONS = (
+    "model",
+    "initial_weights",
+    "trainable",
+    "client_optimizer",
+    "server_optimizer",
+    "train_config",
+    "eval_config",
+    "aggregator",
+    "limits",
+    "on_round_error",
+    "on_spec_mismatch",
+    "dp",
+)
+
+
 class StrategyBase:
     """Constructor normalisation, round offset, checkpoints, sampling sizes and metric hooks.
 
-    See `DeclearnStrategy` for the shared parameters.
+    Parameters
+    ----------
+    fractions:
+        The subclass's sampling fractions by argument name, checked to lie in [0, 1].
+    **options:
+        The shared keyword arguments (`StrategyOptions`, see `DeclearnStrategy`).
     """
 
-    def __init__(
-        self,
-        *,
-        model: Model[Any] | None,
-        initial_weights: Vector | Mapping[str, Any] | None,
-        trainable: Collection[str] | None,
-        client_optimizer: Optimizer | Mapping[str, Any],
-        server_optimizer: Optimizer | Mapping[str, Any] | None,
-        train_config: TrainingConfig | Mapping[str, Any] | None,
-        eval_config: EvaluationConfig | Mapping[str, Any] | None,
-        fractions: Mapping[str, float],
-        evaluate_fn: ServerEvaluateFn | None,
-        fit_metrics_aggregation_fn: MetricsAggregationFn | None,
-        evaluate_metrics_aggregation_fn: MetricsAggregationFn | None,
-        accept_failures: bool,
-        checkpoint_path: str | os.PathLike[str] | None,
-        keep_checkpoints: int,
-        on_checkpoint_error: Literal["log", "raise"],
-        aggregator: Aggregator | str | Sequence[Any] | None,
-        limits: ClientLimits | Mapping[str, Any] | None,
-        on_round_error: ErrorPolicy,
-        on_spec_mismatch: ErrorPolicy,
-        round_timeout: float | None,
-        dp: ServerDP | Mapping[str, Any] | None = None,
-    ) -> None:
+    def __init__(self, fractions: Mapping[str, float], **options: Unpack[StrategyOptions]) -> None:
         for name, value in fractions.items():
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"'{name}' must lie in [0, 1], not {value!r}.")
-        if (
-            isinstance(keep_checkpoints, bool)
-            or not isinstance(keep_checkpoints, int)
-            or (keep_checkpoints < 1)
-        ):
-            raise ValueError(
-                f"'keep_checkpoints' must be a positive int, not {keep_checkpoints!r}."
-            )
+        opts: dict[str, Any] = dict(options)
+        core_options = {key: opts.pop(key) for key in _CORE_OPTIONS if key in opts}
+        if isinstance(core_options.get("limits"), Mapping):
+            core_options["limits"] = ClientLimits(**core_options["limits"])
+        keep = opts.pop("keep_checkpoints", 1)
+        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+            raise ValueError(f"'keep_checkpoints' must be a positive int, not {keep!r}.")
+        on_checkpoint_error = opts.pop("on_checkpoint_error", "log")
         if on_checkpoint_error not in ("log", "raise"):
             raise ValueError(
                 f"'on_checkpoint_error' must be 'log' or 'raise', not {on_checkpoint_error!r}."
             )
-        if round_timeout is not None and not 0 < round_timeout < math.inf:
-            raise ValueError(
-                f"'round_timeout' must be a positive number or None, not {round_timeout!r}."
-            )
-        if isinstance(limits, Mapping):
-            limits = ClientLimits(**limits)
-        self.core: FederatedCore = build_core(
-            model=model,
-            initial_weights=initial_weights,
-            trainable=trainable,
-            client_optimizer=client_optimizer,
-            server_optimizer=server_optimizer,
-            train_config=train_config,
-            eval_config=eval_config,
-            aggregator=aggregator,
-            limits=limits,
-            on_round_error=on_round_error,
-            on_spec_mismatch=on_spec_mismatch,
-            dp=dp,
+        timeout = opts.pop("round_timeout", None)
+        if timeout is not None and not 0 < timeout < math.inf:
+            raise ValueError(f"'round_timeout' must be a positive number or None, not {timeout!r}.")
+        checkpoint_path = opts.pop("checkpoint_path", None)
+        self.evaluate_fn: ServerEvaluateFn | None = opts.pop("evaluate_fn", None)
+        self.fit_metrics_aggregation_fn: MetricsAggregationFn | None = opts.pop(
+            "fit_metrics_aggregation_fn", None
         )
-        self.evaluate_fn = evaluate_fn
-        self.fit_metrics_aggregation_fn = fit_metrics_aggregation_fn
-        self.evaluate_metrics_aggregation_fn = evaluate_metrics_aggregation_fn
-        self.accept_failures = accept_failures
+        self.evaluate_metrics_aggregation_fn: MetricsAggregationFn | None = opts.pop(
+            "evaluate_metrics_aggregation_fn", None
+        )
+        self.accept_failures: bool = opts.pop("accept_failures", True)
+        if opts:
+            raise TypeError(f"Unexpected keyword argument(s): {sorted(opts)}.")
+        self.core: FederatedCore = build_core(**core_options)
         self.checkpoint_path = None if checkpoint_path is None else Path(checkpoint_path)
-        self.keep_checkpoints = keep_checkpoints
-        self.on_checkpoint_error = on_checkpoint_error
-        self.round_timeout = round_timeout
+        self.keep_checkpoints: int = keep
+        self.on_checkpoint_error: Literal["log", "raise"] = on_checkpoint_error
+        self.round_timeout: float | None = timeout
         self._round_offset = 0
         self._sample_rate = 1.0
 

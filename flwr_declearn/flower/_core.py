@@ -685,13 +685,13 @@ def _vectors(obj: Any) -> Iterator[Vector]:
 
 def build_core(
     *,
-    model: Model[Any] | None,
-    initial_weights: Vector | Mapping[str, Any] | None,
-    trainable: Collection[str] | None,
     client_optimizer: Optimizer | Mapping[str, Any],
-    server_optimizer: Optimizer | Mapping[str, Any] | None,
-    train_config: TrainingConfig | Mapping[str, Any] | None,
-    eval_config: EvaluationConfig | Mapping[str, Any] | None,
+    model: Model[Any] | None = None,
+    initial_weights: Vector | Mapping[str, Any] | None = None,
+    trainable: Collection[str] | None = None,
+    server_optimizer: Optimizer | Mapping[str, Any] | None = None,
+    train_config: TrainingConfig | Mapping[str, Any] | None = None,
+    eval_config: EvaluationConfig | Mapping[str, Any] | None = None,
     **options: Any,
 ) -> FederatedCore:
     """Build a FederatedCore from the user-facing arguments of the strategies.

@@ -18,7 +18,15 @@ from flwr_declearn.flower import wire
 from flwr_declearn.model.api import Vector, VectorSpecError
 from flwr_declearn.model.numpy import NumpyVector
 
-__all__ = ["ClientLimits", "SpecMismatchError", "check_aux_var", "check_count", "check_weights"]
+__all__ = [
+    "ClientLimits",
+    "SpecMismatchError",
+    "check_aux_var",
+    "check_count",
+    "check_weights",
+    "decode_aux_var",
+    "decode_weights",
+]
 
 EXPECTED_AUX_KEYS: dict[str, frozenset[str]] = {"scaffold": frozenset({"delta"})}
 """Keys each client payload of a known aux_name must hold (exactly); other aux_names are
@@ -212,6 +220,32 @@ def _check_aux_vector(
                 f"aux-var '{where}' has an L2 norm of {norm:.3g} (bound {limits.max_aux_norm:.3g})"
             )
     return vector
+
+
+def decode_weights(payloads: Mapping[str, Any], specs: wire.WeightSpecs) -> dict[str, np.ndarray]:
+    """Decode `.npy` payloads by weight name, each header checked against `specs` first.
+
+    Raises
+    ------
+    SpecMismatchError
+        If the names, or a declared shape or dtype, differ from `specs`.
+    ValueError
+        If a payload is not a valid `.npy` array of the size its header declares.
+    """
+    if set(payloads) != set(specs):
+        missing, extra = sorted(set(specs) - set(payloads)), sorted(set(payloads) - set(specs))
+        raise SpecMismatchError(
+            f"Weight names do not match the model: missing {missing}, unexpected {extra}."
+        )
+    out: dict[str, np.ndarray] = {}
+    for name in sorted(specs):
+        try:
+            out[name] = wire.decode_npy(payloads[name], *specs[name], name=name)
+        except VectorSpecError as exc:
+            raise SpecMismatchError(f"Weight arrays do not match the model: {exc}.") from None
+        except ValueError as exc:
+            raise ValueError(f"undecodable weights: {exc}") from None
+    return out
 
 
 def decode_aux_var(payload: Any) -> Any:

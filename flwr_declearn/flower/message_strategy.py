@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import random
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from logging import INFO, WARNING
-from typing import Any, Literal
+from typing import Any, Unpack
 
 import numpy as np
 from flwr.app import (
@@ -19,20 +18,15 @@ from flwr.app import (
     MetricRecord,
     RecordDict,
 )
-from flwr.common import MetricsAggregationFn, log
+from flwr.common import log
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Result, Strategy
 
 from flwr_declearn.flower import protocol, wire
-from flwr_declearn.flower._base import ServerEvaluateFn, StrategyBase
-from flwr_declearn.flower._core import ClientUpdate, ErrorPolicy
+from flwr_declearn.flower._base import StrategyBase, StrategyOptions
+from flwr_declearn.flower._core import ClientUpdate
 from flwr_declearn.flower._records import arrays_to_record, get_record, record_to_arrays
-from flwr_declearn.flower._validation import ClientLimits, SpecMismatchError
-from flwr_declearn.flower.aggregators import Aggregator
-from flwr_declearn.flower.config import EvaluationConfig, TrainingConfig
-from flwr_declearn.flower.server_dp import ServerDP
-from flwr_declearn.model.api import Model, Vector
-from flwr_declearn.optimizer import Optimizer
+from flwr_declearn.flower._validation import decode_weights
 
 __all__ = ["DeclearnMessageStrategy"]
 
@@ -77,55 +71,17 @@ class DeclearnMessageStrategy(StrategyBase, Strategy):
     def __init__(
         self,
         *,
-        model: Model[Any] | None = None,
-        initial_weights: Vector | Mapping[str, Any] | None = None,
-        trainable: Collection[str] | None = None,
-        client_optimizer: Optimizer | Mapping[str, Any],
-        server_optimizer: Optimizer | Mapping[str, Any] | None = None,
-        train_config: TrainingConfig | Mapping[str, Any] | None = None,
-        eval_config: EvaluationConfig | Mapping[str, Any] | None = None,
         fraction_train: float = 1.0,
         fraction_evaluate: float = 1.0,
         min_train_nodes: int = 2,
         min_evaluate_nodes: int = 2,
         min_available_nodes: int = 2,
-        evaluate_fn: ServerEvaluateFn | None = None,
-        fit_metrics_aggregation_fn: MetricsAggregationFn | None = None,
-        evaluate_metrics_aggregation_fn: MetricsAggregationFn | None = None,
-        accept_failures: bool = True,
-        checkpoint_path: str | os.PathLike[str] | None = None,
-        keep_checkpoints: int = 1,
-        on_checkpoint_error: Literal["log", "raise"] = "log",
-        aggregator: Aggregator | str | Sequence[Any] | None = None,
-        limits: ClientLimits | Mapping[str, Any] | None = None,
-        on_round_error: ErrorPolicy = "skip",
-        on_spec_mismatch: ErrorPolicy = "skip",
-        round_timeout: float | None = None,
-        dp: ServerDP | Mapping[str, Any] | None = None,
+        **options: Unpack[StrategyOptions],
     ) -> None:
         StrategyBase.__init__(
             self,
-            model=model,
-            initial_weights=initial_weights,
-            trainable=trainable,
-            client_optimizer=client_optimizer,
-            server_optimizer=server_optimizer,
-            train_config=train_config,
-            eval_config=eval_config,
-            fractions={"fraction_train": fraction_train, "fraction_evaluate": fraction_evaluate},
-            evaluate_fn=evaluate_fn,
-            fit_metrics_aggregation_fn=fit_metrics_aggregation_fn,
-            evaluate_metrics_aggregation_fn=evaluate_metrics_aggregation_fn,
-            accept_failures=accept_failures,
-            checkpoint_path=checkpoint_path,
-            keep_checkpoints=keep_checkpoints,
-            on_checkpoint_error=on_checkpoint_error,
-            aggregator=aggregator,
-            limits=limits,
-            on_round_error=on_round_error,
-            on_spec_mismatch=on_spec_mismatch,
-            round_timeout=round_timeout,
-            dp=dp,
+            {"fraction_train": fraction_train, "fraction_evaluate": fraction_evaluate},
+            **options,
         )
         self.fraction_train = fraction_train
         self.fraction_evaluate = fraction_evaluate
@@ -378,26 +334,7 @@ def _record_to_checked_arrays(
     record: ArrayRecord, specs: wire.WeightSpecs
 ) -> dict[str, np.ndarray]:
     """Decode an ArrayRecord of named weights, checking names and sizes before decoding."""
-    if set(record) != set(specs):
-        missing, extra = sorted(set(specs) - set(record)), sorted(set(record) - set(specs))
-        raise SpecMismatchError(
-            f"Weight names do not match the model: missing {missing}, unexpected {extra}."
-        )
-    out: dict[str, np.ndarray] = {}
-    for name in sorted(specs):
-        array = record[name]
+    for name, array in record.items():
         if not isinstance(array, Array) or array.stype != "numpy.ndarray":
             raise ValueError(f"'{name}' is not a numpy-serialized array")
-        shape, dtype = specs[name]
-        if tuple(array.shape) != tuple(shape) or array.dtype != dtype:
-            raise SpecMismatchError(
-                f"Weight arrays do not match the model: '{name}': expected "
-                f"{dtype}{list(shape)}, received {array.dtype}{list(array.shape)}."
-            )
-        try:
-            out[name] = wire.decode_npy(array.data, shape, dtype, name=name)
-        except ValueError as exc:
-            if type(exc) is not ValueError:
-                raise SpecMismatchError(f"Weight arrays do not match the model: {exc}.") from None
-            raise ValueError(f"undecodable weights: {exc}") from None
-    return out
+    return decode_weights({name: array.data for name, array in record.items()}, specs)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping
 from logging import INFO, WARNING
-from typing import Any, Literal
+from typing import Any, Unpack
 
 import numpy as np
 from flwr.common import (
@@ -13,7 +12,6 @@ from flwr.common import (
     EvaluateRes,
     FitIns,
     FitRes,
-    MetricsAggregationFn,
     Parameters,
     Scalar,
     log,
@@ -25,14 +23,9 @@ from flwr.server.client_proxy import ClientProxy
 from flwr.server.strategy import Strategy
 
 from flwr_declearn.flower import protocol, wire
-from flwr_declearn.flower._base import ServerEvaluateFn, StrategyBase
-from flwr_declearn.flower._core import ClientUpdate, ErrorPolicy
-from flwr_declearn.flower._validation import ClientLimits, SpecMismatchError
-from flwr_declearn.flower.aggregators import Aggregator
-from flwr_declearn.flower.config import EvaluationConfig, TrainingConfig
-from flwr_declearn.flower.server_dp import ServerDP
-from flwr_declearn.model.api import Model, Vector
-from flwr_declearn.optimizer import Optimizer
+from flwr_declearn.flower._base import ServerEvaluateFn, StrategyBase, StrategyOptions
+from flwr_declearn.flower._core import ClientUpdate
+from flwr_declearn.flower._validation import SpecMismatchError, decode_weights
 
 __all__ = ["DeclearnStrategy", "ServerEvaluateFn"]
 
@@ -137,56 +130,16 @@ class DeclearnStrategy(StrategyBase, Strategy):
     def __init__(
         self,
         *,
-        model: Model[Any] | None = None,
-        initial_weights: Vector | Mapping[str, Any] | None = None,
-        trainable: Collection[str] | None = None,
-        client_optimizer: Optimizer | Mapping[str, Any],
-        server_optimizer: Optimizer | Mapping[str, Any] | None = None,
-        train_config: TrainingConfig | Mapping[str, Any] | None = None,
-        eval_config: EvaluationConfig | Mapping[str, Any] | None = None,
         fraction_fit: float = 1.0,
         fraction_evaluate: float = 1.0,
         min_fit_clients: int = 2,
         min_evaluate_clients: int = 2,
         min_available_clients: int = 2,
-        evaluate_fn: ServerEvaluateFn | None = None,
-        fit_metrics_aggregation_fn: MetricsAggregationFn | None = None,
-        evaluate_metrics_aggregation_fn: MetricsAggregationFn | None = None,
-        accept_failures: bool = True,
-        checkpoint_path: str | os.PathLike[str] | None = None,
-        keep_checkpoints: int = 1,
-        on_checkpoint_error: Literal["log", "raise"] = "log",
-        aggregator: Aggregator | str | Sequence[Any] | None = None,
-        limits: ClientLimits | Mapping[str, Any] | None = None,
-        on_round_error: ErrorPolicy = "skip",
-        on_spec_mismatch: ErrorPolicy = "skip",
-        round_timeout: float | None = None,
-        dp: ServerDP | Mapping[str, Any] | None = None,
+        **options: Unpack[StrategyOptions],
     ) -> None:
         Strategy.__init__(self)
         StrategyBase.__init__(
-            self,
-            model=model,
-            initial_weights=initial_weights,
-            trainable=trainable,
-            client_optimizer=client_optimizer,
-            server_optimizer=server_optimizer,
-            train_config=train_config,
-            eval_config=eval_config,
-            fractions={"fraction_fit": fraction_fit, "fraction_evaluate": fraction_evaluate},
-            evaluate_fn=evaluate_fn,
-            fit_metrics_aggregation_fn=fit_metrics_aggregation_fn,
-            evaluate_metrics_aggregation_fn=evaluate_metrics_aggregation_fn,
-            accept_failures=accept_failures,
-            checkpoint_path=checkpoint_path,
-            keep_checkpoints=keep_checkpoints,
-            on_checkpoint_error=on_checkpoint_error,
-            aggregator=aggregator,
-            limits=limits,
-            on_round_error=on_round_error,
-            on_spec_mismatch=on_spec_mismatch,
-            round_timeout=round_timeout,
-            dp=dp,
+            self, {"fraction_fit": fraction_fit, "fraction_evaluate": fraction_evaluate}, **options
         )
         self.fraction_fit = fraction_fit
         self.fraction_evaluate = fraction_evaluate
@@ -330,28 +283,17 @@ class DeclearnStrategy(StrategyBase, Strategy):
 
 
 def _decoder(parameters: Parameters, specs: wire.WeightSpecs) -> Any:
-    """Return a callable decoding `parameters` after checking their sizes against `specs`."""
+    """Return a callable decoding `parameters` (sorted-name order) after checking their sizes."""
 
-    def decode() -> list[np.ndarray]:
-        names = sorted(specs)
+    def decode() -> dict[str, np.ndarray]:
         tensors = parameters.tensors
         if not isinstance(tensors, list | tuple):
             raise ValueError(f"undecodable weights: tensors are a {type(tensors).__name__}")
-        if len(tensors) != len(names):
+        if len(tensors) != len(specs):
             raise SpecMismatchError(
-                f"Expected {len(names)} weight arrays, received {len(tensors)}."
+                f"Expected {len(specs)} weight arrays, received {len(tensors)}."
             )
-        try:
-            return [
-                wire.decode_npy(data, *specs[name], name=name)
-                for name, data in zip(names, tensors, strict=True)
-            ]
-        except SpecMismatchError:
-            raise
-        except ValueError as exc:
-            if type(exc) is not ValueError:  # a spec mismatch (VectorSpecError)
-                raise SpecMismatchError(f"Weight arrays do not match the model: {exc}.") from None
-            raise ValueError(f"undecodable weights: {exc}") from None
+        return decode_weights(dict(zip(sorted(specs), tensors, strict=True)), specs)
 
     return decode
 

@@ -84,6 +84,8 @@ def test_shared_options_are_checked_on_both_strategies(cls: type) -> None:
         cls(**base, round_timeout=-1.0)
     with pytest.raises(KeyError):
         cls(**base, aggregator="krum")
+    with pytest.raises(TypeError, match="Unexpected keyword argument"):
+        cls(**base, fraction_fitt=0.5)
     strategy = cls(**base, aggregator=("trimmed-mean", {"beta": 0.2}), limits={"max_examples": 5})
     assert strategy.core.aggregator.get_config() == {"beta": 0.2}
     assert strategy.core.limits.max_examples == 5
