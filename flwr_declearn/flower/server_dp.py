@@ -20,6 +20,7 @@ strategy with DP refuses a model that has some).
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -70,6 +71,11 @@ class ServerDP:
         ):
             raise ValueError(f"'seed' must be an int or None, not {self.seed!r}.")
         PrivacyAccountant(self.delta)  # checks delta
+        if importlib.util.find_spec("dp_accounting") is None:
+            raise ImportError(
+                "Client-level DP accounting needs Google's dp-accounting: "
+                "pip install 'flwr-declearn[dp]'."
+            )
 
     @classmethod
     def build(cls, spec: ServerDP | Mapping[str, Any] | None) -> ServerDP | None:
