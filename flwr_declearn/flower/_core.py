@@ -430,9 +430,11 @@ class FederatedCore:
         self, updates: Sequence[_ValidUpdate], names: Sequence[str]
     ) -> Iterator[Contribution]:
         """Yield each client's float64 updates `w_global - w_k`, one client at a time."""
-        glob = {name: self.weights.arrays[name].astype(np.float64) for name in names}
+        glob = self.weights.arrays
         for upd in updates:
-            deltas = {name: glob[name] - upd.weights[name] for name in names}
+            deltas = {
+                name: np.subtract(glob[name], upd.weights[name], dtype=np.float64) for name in names
+            }
             yield Contribution(upd.client_id, upd.num_examples, deltas)
 
     def _step(self, server_round: int, updates: Sequence[_ValidUpdate]) -> None:
