@@ -46,7 +46,7 @@ from flwr_declearn.flower._validation import (
     decode_aux_var,
 )
 from flwr_declearn.flower.aggregators import Aggregator, Contribution, build_aggregator
-from flwr_declearn.flower.checkpoint import CheckpointError
+from flwr_declearn.flower.checkpoint import CheckpointError, thaw
 from flwr_declearn.flower.config import EvaluationConfig, TrainingConfig
 from flwr_declearn.flower.server_dp import ServerDP
 from flwr_declearn.model.api import Model, Vector, VectorSpecError
@@ -568,73 +568,20 @@ class FederatedCore:
             If the file is unreadable, altered or does not fit this strategy.
         """
         content = checkpoint.read_checkpoint(path)
-        where = repr(str(path))
         try:
-            weights, state, round_index, extra = self._checked_content(content)
-        except CheckpointError:
-            raise
-        except Exception as exc:
-            raise CheckpointError(f"Checkpoint {where}: {_describe(exc)}") from exc
-        self.weights.set_weights(weights)
-        self.server_optimizer.set_state(state)
-        self.server_round = round_index
-        self.extra_state = extra
-        if self.accountant is not None:
-            self.accountant.set_state(extra.get("privacy", {"delta": self.dp.delta, "events": []}))  # type: ignore[union-attr]
+            loaded = checkpoint.check_content(
+                content, self.weights, self.server_optimizer.get_config(), self.dp
+            )
+        except Exception as exc:  # any invalid value makes the file a bad checkpoint
+            text = str(exc) if isinstance(exc, CheckpointError) else _describe(exc)
+            raise CheckpointError(f"Checkpoint {str(path)!r}: {text}") from exc
+        self.weights.set_weights(loaded.weights)
+        self.server_optimizer.set_state(loaded.optimizer_state)
+        self.server_round = loaded.server_round
+        self.extra_state = loaded.extra
+        if self.accountant is not None and "privacy" in loaded.extra:
+            self.accountant.set_state(loaded.extra["privacy"])
         self._synced = set()
-
-    def _checked_content(
-        self, content: dict[str, Any]
-    ) -> tuple[NumpyVector, dict[str, Any], int, dict[str, Any]]:
-        round_index = content.get("server_round")
-        if not isinstance(round_index, int) or isinstance(round_index, bool) or round_index < 0:
-            raise CheckpointError(f"invalid server_round {round_index!r}")
-        trainable = content.get("trainable")
-        if not isinstance(trainable, list) or sorted(trainable) != sorted(self.trainable_names):
-            raise CheckpointError(
-                f"trainable weights {trainable!r} differ from the model's "
-                f"{sorted(self.trainable_names)}"
-            )
-        weights = content.get("weights")
-        if not isinstance(weights, NumpyVector):
-            raise CheckpointError("no weights")
-        try:
-            self.weights.get_weights().check_specs(weights)
-        except ValueError as exc:
-            raise CheckpointError(f"its weights do not match the model: {exc}") from None
-        weights = NumpyVector({name: np.array(value) for name, value in weights.coefs.items()})
-        fault = find_non_finite(weights, "weights")
-        if fault is not None:
-            raise CheckpointError(f"non-finite weights at {fault}")
-        optimizer = content.get("server_optimizer")
-        if not isinstance(optimizer, dict) or not isinstance(optimizer.get("state"), dict):
-            raise CheckpointError("no server Optimizer state")
-        if optimizer.get("config") != self.server_optimizer.get_config():
-            log(
-                WARNING,
-                "flwr_declearn: the checkpoint's server Optimizer config differs from the "
-                "current one; restoring its state into the current Optimizer.",
-            )
-        state = thaw(optimizer["state"])
-        trainable_specs = self.weights.get_weights(trainable=True)
-        for vector in _vectors(state):
-            try:
-                trainable_specs.check_specs(vector)
-            except ValueError as exc:
-                raise CheckpointError(
-                    f"a server Optimizer state does not match the trainable weights: {exc}"
-                ) from None
-        fault = find_non_finite(state, "state")
-        if fault is not None:
-            raise CheckpointError(f"non-finite server Optimizer state at {fault}")
-        fresh = Optimizer.from_config(self.server_optimizer.get_config())
-        fresh.set_state(state)  # raises on a state that does not fit the Optimizer
-        extra = content.get("extra", {})
-        if not isinstance(extra, dict):
-            raise CheckpointError("invalid 'extra' state")
-        if self.dp is not None and "privacy" in extra:
-            PrivacyAccountant(self.dp.delta).set_state(extra["privacy"])  # raises if invalid
-        return weights, state, round_index, thaw(extra)
 
 
 # -- helpers ---------------------------------------------------------------------------------------
@@ -659,30 +606,6 @@ def _describe(exc: BaseException) -> str:
 
 def _merge_aux(updates: Sequence[_ValidUpdate]) -> dict[str, dict[str, Any]]:
     return Optimizer.merge_client_aux_var({upd.client_id: upd.aux_var for upd in updates})
-
-
-def thaw(obj: Any) -> Any:
-    """Return a decoded structure with writable copies of its arrays and Vectors."""
-    if isinstance(obj, Vector):
-        return type(obj)({name: np.array(value) for name, value in obj.pack().items()})
-    if isinstance(obj, np.ndarray):
-        return np.array(obj)
-    if isinstance(obj, dict):
-        return {key: thaw(val) for key, val in obj.items()}
-    if isinstance(obj, list | tuple):
-        return type(obj)(thaw(val) for val in obj)
-    return obj
-
-
-def _vectors(obj: Any) -> Iterator[Vector]:
-    if isinstance(obj, Vector):
-        yield obj
-    elif isinstance(obj, dict):
-        for val in obj.values():
-            yield from _vectors(val)
-    elif isinstance(obj, list | tuple):
-        for val in obj:
-            yield from _vectors(val)
 
 
 def build_core(
