@@ -15,6 +15,7 @@ This is the only subpackage of flwr_declearn that imports `flwr`.
 - `aggregators`: robust aggregation rules, selected by name ("mean", "median",
   "trimmed-mean", "clipped-mean"); `ClientLimits`: bounds on client results.
 - `checkpoint`: server checkpoint files (`CheckpointError`).
+- `ServerDP`: client-level differential privacy on the server.
 """
 
 from flwr_declearn.flower import aggregation, aggregators, checkpoint, protocol, wire
@@ -31,6 +32,7 @@ from flwr_declearn.flower.checkpoint import CheckpointError
 from flwr_declearn.flower.client import STATE_KEY, DeclearnClient, FitOutput, RejectedMessage
 from flwr_declearn.flower.config import EvaluationConfig, TrainingConfig
 from flwr_declearn.flower.message_strategy import DeclearnMessageStrategy
+from flwr_declearn.flower.server_dp import ServerDP
 from flwr_declearn.flower.strategy import DeclearnStrategy, ServerEvaluateFn
 
 __all__ = [
@@ -45,6 +47,7 @@ __all__ = [
     "FitOutput",
     "ModelEvaluator",
     "RejectedMessage",
+    "ServerDP",
     "ServerEvaluateFn",
     "SpecMismatchError",
     "TrainingConfig",
