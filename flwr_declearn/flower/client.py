@@ -25,7 +25,7 @@ from flwr_declearn.flower._client_checks import (
 )
 from flwr_declearn.flower._evaluation import MetricSpec, evaluate_model
 from flwr_declearn.flower.config import EvaluationConfig, TrainingConfig
-from flwr_declearn.flower.protocol import STATE_KEY
+from flwr_declearn.flower.protocol import STATE_KEY, is_internal_key
 from flwr_declearn.model.api import Model, Vector
 from flwr_declearn.optimizer import Optimizer
 from flwr_declearn.optimizer._kernels import zeros_like
@@ -335,7 +335,7 @@ class DeclearnClient(NumPyClient):
         unknown = frozenset(
             key
             for key in config
-            if not str(key).startswith("declearn.")
+            if not is_internal_key(str(key))
             and key not in _FLOWER_KEYS
             and key not in self.config_keys
         )
