@@ -10,7 +10,6 @@ from flwr_declearn.data import Batch
 from flwr_declearn.model.api import Model, Vector
 from flwr_declearn.optimizer._aux import merge_client_aux_var, split_server_aux_var
 from flwr_declearn.optimizer._fused import run_fused_step
-from flwr_declearn.optimizer._kernels import axpy, scale
 from flwr_declearn.optimizer.modules import OptiModule
 from flwr_declearn.optimizer.regularizers import Regularizer
 from flwr_declearn.optimizer.schedulers import ConstantScheduler, Scheduler
@@ -166,9 +165,9 @@ class Optimizer:
     @staticmethod
     def _updates(direction: Vector, lrate: float, wrate: float, weights: Vector | None) -> Vector:
         """`-(lrate * direction + w_decay * weights)`."""
-        updates = scale(direction, -lrate)
+        updates = direction * -lrate
         if wrate:
-            updates = axpy(-wrate, weights, updates)  # type: ignore[arg-type]
+            updates = weights * -wrate + updates  # type: ignore[operator]
         return updates
 
     def apply_gradients(self, model: SupportsUpdates[Any], gradients: Vector) -> None:
