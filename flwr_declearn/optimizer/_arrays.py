@@ -53,7 +53,9 @@ class Arrays:
     """Named arrays with element-wise algebra (`+ - * /`, `sqrt`, `sign`, `maximum`, norms).
 
     The other operand of a binary operator is an `Arrays` with the same
-    names (not checked: `align` did) or a scalar.
+    names (not checked: `align` did) or a scalar. A step may use augmented
+    assignments (`x += y`) on values it computed itself: fast backends run
+    them in place, others rebind `x` to a new value.
     """
 
     __slots__ = ("data", "ops")

@@ -2,7 +2,8 @@
 
 Each operator processes all the tensors of a step at once, as `torch.optim`
 does, and `ewma` / `axpy` take one fused pass (`_foreach_lerp`,
-`_foreach_add(alpha=)`). Operands these kernels do not take (e.g. 0-d
+`_foreach_add(alpha=)`), and augmented assignments (`x += y`) work in
+place. Operands these kernels do not take (e.g. 0-d
 tensors per name) go through the generic key-by-key operators.
 """
 
@@ -44,6 +45,29 @@ class TorchArrays(Arrays):
         elif type(other) not in (int, float) and not isinstance(other, torch.Tensor):
             other = float(other)
         return self._wrap(foreach(list(self.data.values()), other))
+
+    def _inplace(self, other: Any, foreach_: Callable[..., None]) -> Arrays:
+        if isinstance(other, TorchArrays):
+            other = list(other.data.values())
+        elif type(other) not in (int, float) and not isinstance(other, torch.Tensor):
+            other = float(other)
+        foreach_(list(self.data.values()), other)
+        return self
+
+    # In place, as Python's augmented assignments let mutable values be: steps use them
+    # only on values they computed themselves, and save an allocation per use.
+
+    def __iadd__(self, other: Any) -> Arrays:
+        return self._inplace(other, torch._foreach_add_)
+
+    def __isub__(self, other: Any) -> Arrays:
+        return self._inplace(other, torch._foreach_sub_)
+
+    def __imul__(self, other: Any) -> Arrays:
+        return self._inplace(other, torch._foreach_mul_)
+
+    def __itruediv__(self, other: Any) -> Arrays:
+        return self._inplace(other, torch._foreach_div_)
 
     def __neg__(self) -> Arrays:
         return self._wrap(torch._foreach_neg(list(self.data.values())))

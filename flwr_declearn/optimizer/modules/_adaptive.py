@@ -25,13 +25,17 @@ __all__ = ["AdaGradModule", "AdamModule", "RMSPropModule", "YogiModule"]
 def adagrad(states: tuple[Arrays, ...], g: Arrays, h: Hyper) -> Any:
     (s,) = states
     s = s + g * g
-    return (s,), g / (s.sqrt() + h["eps"])
+    den = s.sqrt()
+    den += h["eps"]
+    return (s,), g / den
 
 
 def rmsprop(states: tuple[Arrays, ...], g: Arrays, h: Hyper) -> Any:
     (v,) = states
     v = ewma(v, g * g, h["beta"])
-    return (v,), g / (v.sqrt() + h["eps"])
+    den = v.sqrt()
+    den += h["eps"]
+    return (v,), g / den
 
 
 class AdaGradModule(OptiModule):
@@ -86,7 +90,10 @@ class RMSPropModule(OptiModule):
 
 def yogi_ewma(v: Arrays, x: Arrays, beta: Any) -> Arrays:
     """Yogi's additive average (Zaheer et al., 2018): `v - (1 - beta) * sign(v - x) * x`."""
-    return v - (v - x).sign() * x * (1.0 - beta)
+    step = (v - x).sign()
+    step *= x
+    step *= 1.0 - beta
+    return v - step
 
 
 def adam(states: tuple[Arrays, ...], g: Arrays, h: Hyper, yogi: bool, amsgrad: bool) -> Any:
@@ -96,7 +103,11 @@ def adam(states: tuple[Arrays, ...], g: Arrays, h: Hyper, yogi: bool, amsgrad: b
     v_hat = v / h["bias_2"]
     if amsgrad:  # vmax starts at zeros: v_hat >= 0 is the first maximum
         v_hat = vmax[0] = v_hat.maximum(vmax[0])
-    return (m, v, *vmax), (m / h["bias_1"]) / (v_hat.sqrt() + h["eps"])
+    den = v_hat.sqrt()
+    den += h["eps"]
+    out = m / h["bias_1"]
+    out /= den
+    return (m, v, *vmax), out
 
 
 _ADAM_STEPS = {
