@@ -33,6 +33,8 @@ EXAMPLE_CONFIGS: dict[tuple[str, str], dict[str, Any]] = {
         "warmup": 5,
     },
     ("Scheduler", "warmup-rounds"): {"base": 0.1, "warmup": 3},
+    ("OptiModule", "torch-optim"): {"optim_cls": "torch.optim.SGD", "kwargs": {"momentum": 0.9}},
+    ("OptiModule", "tensorflow-optim"): {"optim": "adam"},
 }
 SPEC_GROUPS = ("OptiModule", "Regularizer", "Scheduler", "Metric")
 # Groups whose round trip is tested elsewhere: Vectors travel as named arrays
