@@ -25,7 +25,18 @@ import numpy as np
 
 from flwr_declearn.model.api import Vector
 
-__all__ = ["ArrayOps", "Arrays", "Backend", "Hyper", "Step", "align", "axpy", "ewma"]
+__all__ = [
+    "ArrayOps",
+    "Arrays",
+    "Backend",
+    "Hyper",
+    "Step",
+    "align",
+    "axpy",
+    "ewma",
+    "ewma_squares",
+    "zeros_like",
+]
 
 Hyper = Mapping[str, Any]
 """A step's scalars by name: python floats, or 0-d arrays while traced."""
@@ -102,6 +113,11 @@ class Arrays:
     def __rtruediv__(self, other: Any) -> Arrays:
         return self._binary(other, operator.truediv, reflect=True)
 
+    def __pow__(self, other: Any) -> Arrays:
+        if type(other) is float and other == 0.5:
+            return self.sqrt()
+        return self._binary(other, operator.pow)
+
     def __neg__(self) -> Arrays:
         return self._new({k: -a for k, a in self.data.items()})
 
@@ -129,6 +145,9 @@ class Arrays:
     def ewma(self, x: Arrays, beta: Any) -> Arrays:
         return self * beta + x * (1.0 - beta)
 
+    def ewma_squares(self, x: Arrays, beta: Any) -> Arrays:
+        return self * beta + (x * x) * (1.0 - beta)
+
     def axpy(self, alpha: Any, y: Arrays) -> Arrays:
         return self * alpha + y
 
@@ -136,6 +155,11 @@ class Arrays:
 def ewma(state: Arrays, x: Arrays, beta: Any) -> Arrays:
     """`beta * state + (1 - beta) * x` (one fused pass where the backend can)."""
     return state.ewma(x, beta)
+
+
+def ewma_squares(state: Arrays, x: Arrays, beta: Any) -> Arrays:
+    """`beta * state + (1 - beta) * x ** 2` (one fused pass where the backend can)."""
+    return state.ewma_squares(x, beta)
 
 
 def axpy(alpha: Any, x: Arrays, y: Arrays) -> Arrays:

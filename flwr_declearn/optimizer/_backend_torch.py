@@ -1,8 +1,8 @@
 """Torch backend: `Arrays` whose operators are `torch._foreach_*` kernels (one dispatch each).
 
 Each operator processes all the tensors of a step at once, as `torch.optim`
-does, and `ewma` / `axpy` take one fused pass (`_foreach_lerp`,
-`_foreach_add(alpha=)`), and augmented assignments (`x += y`) work in
+does, and `ewma`, `ewma_squares` and `axpy` take fused passes (`_foreach_lerp`,
+`_foreach_addcmul_`, `_foreach_add(alpha=)`), and augmented assignments (`x += y`) work in
 place. Operands these kernels do not take (e.g. 0-d
 tensors per name) go through the generic key-by-key operators.
 """
@@ -69,6 +69,12 @@ class TorchArrays(Arrays):
     def __itruediv__(self, other: Any) -> Arrays:
         return self._inplace(other, torch._foreach_div_)
 
+    def __ipow__(self, other: Any) -> Arrays:
+        if other == 0.5:
+            torch._foreach_sqrt_(list(self.data.values()))
+            return self
+        return self._inplace(other, torch._foreach_pow_)
+
     def __neg__(self) -> Arrays:
         return self._wrap(torch._foreach_neg(list(self.data.values())))
 
@@ -97,6 +103,14 @@ class TorchArrays(Arrays):
         return self._wrap(
             torch._foreach_lerp(list(self.data.values()), list(x.data.values()), weight)
         )
+
+    def ewma_squares(self, x: Arrays, beta: Any) -> Arrays:
+        if not isinstance(x, TorchArrays):
+            return super().ewma_squares(x, beta)
+        out = torch._foreach_mul(list(self.data.values()), float(beta))
+        values = list(x.data.values())
+        torch._foreach_addcmul_(out, values, values, value=1.0 - float(beta))
+        return self._wrap(out)
 
     def axpy(self, alpha: Any, y: Arrays) -> Arrays:
         if not isinstance(y, TorchArrays):

@@ -10,7 +10,7 @@ from functools import partial
 from typing import Any, ClassVar
 
 from flwr_declearn.model.api import Vector
-from flwr_declearn.optimizer._arrays import Arrays, Hyper, ewma
+from flwr_declearn.optimizer._arrays import Arrays, Hyper, ewma, ewma_squares
 from flwr_declearn.optimizer._checks import (
     check_beta,
     check_positive,
@@ -32,7 +32,7 @@ def adagrad(states: tuple[Arrays, ...], g: Arrays, h: Hyper) -> Any:
 
 def rmsprop(states: tuple[Arrays, ...], g: Arrays, h: Hyper) -> Any:
     (v,) = states
-    v = ewma(v, g * g, h["beta"])
+    v = ewma_squares(v, g, h["beta"])
     den = v.sqrt()
     den += h["eps"]
     return (v,), g / den
@@ -99,11 +99,12 @@ def yogi_ewma(v: Arrays, x: Arrays, beta: Any) -> Arrays:
 def adam(states: tuple[Arrays, ...], g: Arrays, h: Hyper, yogi: bool, amsgrad: bool) -> Any:
     m, v, *vmax = states
     m = ewma(m, g, h["beta_1"])
-    v = yogi_ewma(v, g * g, h["beta_2"]) if yogi else ewma(v, g * g, h["beta_2"])
-    v_hat = v / h["bias_2"]
-    if amsgrad:  # vmax starts at zeros: v_hat >= 0 is the first maximum
-        v_hat = vmax[0] = v_hat.maximum(vmax[0])
-    den = v_hat.sqrt()
+    v = yogi_ewma(v, g * g, h["beta_2"]) if yogi else ewma_squares(v, g, h["beta_2"])
+    den = v / h["bias_2"]  # v_hat
+    if amsgrad:  # v_hat = vmax_t = max(v_hat, vmax_{t-1}), with vmax_0 = 0
+        vmax[0] = den.maximum(vmax[0])
+        den = vmax[0] * 1.0  # a copy: `den` changes in place below
+    den **= 0.5
     den += h["eps"]
     out = m / h["bias_1"]
     out /= den
