@@ -231,8 +231,26 @@ def align(grads: Vector, states: tuple[Vector | None, ...]) -> tuple[Vector, tup
             vec = ref._coerce(value)  # type: ignore[assignment]
         else:
             vec = value
-        ref.check_specs(vec)
-        if list(vec.coefs) != list(grads.coefs):
-            vec = type(ref)({k: vec.coefs[k] for k in grads.coefs})
+        base = out[0] if out else vec  # the gradients, as `ref`'s type
+        if not _same_layout(base, vec):
+            base.check_specs(vec)  # raises, unless only the names' order differs
+            vec = type(ref)({k: vec.coefs[k] for k in base.coefs})
         out.append(vec)
     return out[0], tuple(out[1:])
+
+
+def _same_layout(ref: Vector, vec: Vector) -> bool:
+    """Fast check: same names in the same order, same shapes and dtypes (`.shape`, `.dtype`)."""
+    if ref is vec:
+        return True
+    if list(ref.coefs) != list(vec.coefs):
+        return False
+    others = vec.coefs
+    try:
+        for key, val in ref.coefs.items():
+            oth = others[key]
+            if val.shape != oth.shape or val.dtype != oth.dtype:
+                return False
+    except AttributeError:  # not an array: let `check_specs` judge
+        return False
+    return True

@@ -159,7 +159,7 @@ class AdamModule(OptiModule):
 
     @property
     def fusable(self) -> bool:
-        return not self.amsgrad
+        return not self.amsgrad  # AMSGrad stays on the eager path, as documented and tested
 
     def hyper(self) -> dict[str, float]:
         t = self.steps + 1
