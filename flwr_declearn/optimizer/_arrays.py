@@ -31,6 +31,7 @@ __all__ = [
     "Backend",
     "Hyper",
     "Step",
+    "addcmul",
     "align",
     "axpy",
     "ewma",
@@ -151,6 +152,9 @@ class Arrays:
     def axpy(self, alpha: Any, y: Arrays) -> Arrays:
         return self * alpha + y
 
+    def addcmul(self, x: Arrays, y: Arrays, value: Any = 1.0) -> Arrays:
+        return self + (x * y) * value
+
 
 def ewma(state: Arrays, x: Arrays, beta: Any) -> Arrays:
     """`beta * state + (1 - beta) * x` (one fused pass where the backend can)."""
@@ -160,6 +164,11 @@ def ewma(state: Arrays, x: Arrays, beta: Any) -> Arrays:
 def ewma_squares(state: Arrays, x: Arrays, beta: Any) -> Arrays:
     """`beta * state + (1 - beta) * x ** 2` (one fused pass where the backend can)."""
     return state.ewma_squares(x, beta)
+
+
+def addcmul(state: Arrays, x: Arrays, y: Arrays, value: Any = 1.0) -> Arrays:
+    """`state + value * x * y` (one fused pass where the backend can)."""
+    return state.addcmul(x, y, value)
 
 
 def axpy(alpha: Any, x: Arrays, y: Arrays) -> Arrays:

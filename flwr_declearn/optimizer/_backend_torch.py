@@ -1,10 +1,10 @@
 """Torch backend: `Arrays` whose operators are `torch._foreach_*` kernels (one dispatch each).
 
 Each operator processes all the tensors of a step at once, as `torch.optim`
-does, and `ewma`, `ewma_squares` and `axpy` take fused passes (`_foreach_lerp`,
-`_foreach_addcmul_`, `_foreach_add(alpha=)`), and augmented assignments (`x += y`) work in
-place. Operands these kernels do not take (e.g. 0-d
-tensors per name) go through the generic key-by-key operators.
+does; `ewma`, `ewma_squares`, `addcmul` and `axpy` take fused passes
+(`_foreach_lerp`, `_foreach_addcmul`, `_foreach_add(alpha=)`), and augmented
+assignments (`x += y`) work in place. Operands these kernels do not take
+(e.g. 0-d tensors per name) go through the generic key-by-key operators.
 """
 
 from __future__ import annotations
@@ -111,6 +111,13 @@ class TorchArrays(Arrays):
         values = list(x.data.values())
         torch._foreach_addcmul_(out, values, values, value=1.0 - float(beta))
         return self._wrap(out)
+
+    def addcmul(self, x: Arrays, y: Arrays, value: Any = 1.0) -> Arrays:
+        if not (isinstance(x, TorchArrays) and isinstance(y, TorchArrays)):
+            return super().addcmul(x, y, value)
+        values = list(self.data.values())
+        xs, ys = list(x.data.values()), list(y.data.values())
+        return self._wrap(torch._foreach_addcmul(values, xs, ys, value=float(value)))
 
     def axpy(self, alpha: Any, y: Arrays) -> Arrays:
         if not isinstance(y, TorchArrays):

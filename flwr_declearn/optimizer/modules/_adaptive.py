@@ -10,7 +10,7 @@ from functools import partial
 from typing import Any, ClassVar
 
 from flwr_declearn.model.api import Vector
-from flwr_declearn.optimizer._arrays import Arrays, Hyper, ewma, ewma_squares
+from flwr_declearn.optimizer._arrays import Arrays, Hyper, addcmul, ewma, ewma_squares
 from flwr_declearn.optimizer._checks import (
     check_beta,
     check_positive,
@@ -24,7 +24,7 @@ __all__ = ["AdaGradModule", "AdamModule", "RMSPropModule", "YogiModule"]
 
 def adagrad(states: tuple[Arrays, ...], g: Arrays, h: Hyper) -> Any:
     (s,) = states
-    s = s + g * g
+    s = addcmul(s, g, g)  # s + g ** 2
     den = s.sqrt()
     den += h["eps"]
     return (s,), g / den
@@ -90,10 +90,7 @@ class RMSPropModule(OptiModule):
 
 def yogi_ewma(v: Arrays, x: Arrays, beta: Any) -> Arrays:
     """Yogi's additive average (Zaheer et al., 2018): `v - (1 - beta) * sign(v - x) * x`."""
-    step = (v - x).sign()
-    step *= x
-    step *= 1.0 - beta
-    return v - step
+    return addcmul(v, (v - x).sign(), x, beta - 1.0)
 
 
 def adam(states: tuple[Arrays, ...], g: Arrays, h: Hyper, yogi: bool, amsgrad: bool) -> Any:

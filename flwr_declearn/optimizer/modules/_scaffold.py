@@ -42,7 +42,8 @@ def _aux_vector(aux_var: Any, key: str, owner: str) -> Vector | None:
 
 def scaffold_client(states: tuple[Arrays, ...], g: Arrays, h: Hyper) -> Any:
     acc, delta = states
-    return (acc + g, delta), g - delta
+    acc += g  # in place where the backend can: the running sum is private to the module
+    return (acc, delta), g - delta
 
 
 class ScaffoldClientModule(OptiModule):
