@@ -66,8 +66,9 @@ class Arrays:
 
     The other operand of a binary operator is an `Arrays` with the same
     names (not checked: `align` did) or a scalar. A step may use augmented
-    assignments (`x += y`) on values it computed itself: fast backends run
-    them in place, others rebind `x` to a new value.
+    assignments (`x += y`) on values it computed itself (or on a state no one
+    else sees, as SCAFFOLD's running sum): fast backends run them in place,
+    others rebind `x` to a new value.
     """
 
     __slots__ = ("data", "ops")
