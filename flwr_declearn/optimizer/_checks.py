@@ -8,7 +8,7 @@ from typing import Any
 
 from flwr_declearn.model.api import Vector
 
-__all__ = ["check_beta", "check_positive", "pop_state", "vector_or_none"]
+__all__ = ["check_beta", "check_positive", "required_state", "vector_or_none"]
 
 
 def check_beta(value: Any, name: str = "beta") -> float:
@@ -31,17 +31,24 @@ def check_positive(value: Any, name: str, strict: bool = True) -> float:
 
 
 def vector_or_none(value: Any, key: str, owner: str) -> Vector | None:
-    """Validate a state value that is a Vector, or None / 0 for "not initialized yet"."""
+    """Validate a state value that is a Vector, or None / 0 for "not initialized yet".
+
+    A declearn Vector (from a declearn module's `get_state`) becomes ours,
+    of the type that wraps its arrays.
+    """
     if value is None or isinstance(value, Vector):
         return value
     if isinstance(value, numbers.Real) and not isinstance(value, bool) and value == 0:
         return None  # declearn's conventional 0.0 for a zero-initialized state
+    coefs = getattr(value, "coefs", None)
+    if type(value).__module__.startswith("declearn.") and isinstance(coefs, Mapping) and coefs:
+        return Vector.build(coefs)
     raise TypeError(
         f"{owner}: state variable '{key}' must be a Vector or None, not {type(value).__qualname__}."
     )
 
 
-def pop_state(state: Mapping[str, Any], keys: tuple[str, ...], owner: str) -> list[Any]:
+def required_state(state: Mapping[str, Any], keys: tuple[str, ...], owner: str) -> list[Any]:
     """Return `state[key]` for each key, raising a KeyError naming the missing ones."""
     if not isinstance(state, Mapping):
         raise TypeError(f"{owner}: state must be a dict, not {type(state).__qualname__}.")

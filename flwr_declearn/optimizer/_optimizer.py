@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import inspect
 import numbers
 from collections.abc import Mapping, Sequence
+from functools import cache
 from typing import Any, Protocol, Self, TypeVar, runtime_checkable
 
 from flwr_declearn.data import Batch
 from flwr_declearn.model.api import Model, Vector
 from flwr_declearn.optimizer._aux import merge_client_aux_var, split_server_aux_var
 from flwr_declearn.optimizer._fused import run_fused_step
-from flwr_declearn.optimizer._kernels import axpy, scale
 from flwr_declearn.optimizer.modules import OptiModule
 from flwr_declearn.optimizer.regularizers import Regularizer
 from flwr_declearn.optimizer.schedulers import ConstantScheduler, Scheduler
@@ -55,6 +56,16 @@ def _parse_rate(value: Any, name: str) -> Scheduler:
     raise TypeError(
         f"Optimizer '{name}' must be a number, a Scheduler or a [name, config] spec, not {value!r}."
     )
+
+
+@cache
+def _takes_scale(model_type: type[Any]) -> bool:
+    """Whether `model_type.apply_updates` accepts a `scale` argument (declearn's does not)."""
+    try:
+        params = inspect.signature(model_type.apply_updates).parameters
+    except (AttributeError, TypeError, ValueError):
+        return False
+    return "scale" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
 def _rate_config(scheduler: Scheduler) -> Any:
@@ -166,19 +177,21 @@ class Optimizer:
     @staticmethod
     def _updates(direction: Vector, lrate: float, wrate: float, weights: Vector | None) -> Vector:
         """`-(lrate * direction + w_decay * weights)`."""
-        updates = scale(direction, -lrate)
+        updates = direction * -lrate
         if wrate:
-            updates = axpy(-wrate, weights, updates)  # type: ignore[arg-type]
+            updates = weights * -wrate + updates  # type: ignore[operator]
         return updates
 
     def apply_gradients(self, model: SupportsUpdates[Any], gradients: Vector) -> None:
         """Compute updates from `gradients` and apply them to `model`.
 
         Without weight decay, the learning rate is applied by the model in
-        the same pass as the update (`model.apply_updates(d, scale=-lrate)`).
+        the same pass as the update (`model.apply_updates(d, scale=-lrate)`),
+        unless its `apply_updates` takes no `scale` (a model written for
+        declearn): it then gets the updates, as declearn gives them.
         """
         direction, lrate, wrate, weights = self._direction(model, gradients)
-        if wrate:
+        if wrate or not _takes_scale(type(model)):
             model.apply_updates(self._updates(direction, lrate, wrate, weights))
         else:
             model.apply_updates(direction, scale=-lrate)
@@ -304,12 +317,16 @@ class Optimizer:
         }
 
     def set_state(self, state: Mapping[str, Any]) -> None:
-        """Restore a `get_state` output; on error, the previous state is kept.
+        """Restore a `get_state` output (ours or declearn's); on error, the previous state is kept.
 
         Raises
         ------
         KeyError
             If a field is missing or the modules differ from this Optimizer's.
+        RuntimeError
+            If restoring `state` failed and so did restoring the previous
+            state (a bug in a plug-in's `set_state`); the first error is
+            chained.
         """
         for key in ("lrate", "w_decay", "modules"):
             if key not in state:
@@ -325,8 +342,14 @@ class Optimizer:
         previous = self.get_state()
         try:
             self._set_state(state)
-        except Exception:
-            self._set_state(previous)
+        except Exception as exc:
+            try:
+                self._set_state(previous)
+            except Exception as rollback_exc:
+                raise RuntimeError(
+                    f"Optimizer.set_state failed ({exc!r}), and restoring the previous state "
+                    f"failed too ({rollback_exc!r}): this Optimizer's state is undefined."
+                ) from exc
             raise
 
     def _set_state(self, state: Mapping[str, Any]) -> None:

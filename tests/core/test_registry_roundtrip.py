@@ -35,6 +35,8 @@ EXAMPLE_CONFIGS: dict[tuple[str, str], dict[str, Any]] = {
     },
     ("Scheduler", "warmup-rounds"): {"base": 0.1, "warmup": 3},
     ("Aggregator", "clipped-mean"): {"max_norm": 1.0},
+    ("OptiModule", "torch-optim"): {"optim_cls": "torch.optim.SGD", "kwargs": {"momentum": 0.9}},
+    ("OptiModule", "tensorflow-optim"): {"optim": "adam"},
 }
 SPEC_GROUPS = ("OptiModule", "Regularizer", "Scheduler", "Metric", "Aggregator")
 # Groups whose round trip is tested elsewhere: Vectors travel as named arrays

@@ -8,6 +8,8 @@ Clipping: `L2Clipping` ("l2-clipping"), `L2GlobalClipping` ("l2-global-clipping"
 Noise: `GaussianNoiseModule` ("gaussian-noise").
 SCAFFOLD: `ScaffoldClientModule` ("scaffold-client"), `ScaffoldServerModule`
 ("scaffold-server"), sharing the aux_name "scaffold".
+Native optimizers: `TorchOptiModule` ("torch-optim"), `TensorflowOptiModule`
+("tensorflow-optim").
 """
 
 from flwr_declearn.optimizer.modules._adaptive import (
@@ -23,6 +25,7 @@ from flwr_declearn.optimizer.modules._momentum import (
     MomentumModule,
     YogiMomentumModule,
 )
+from flwr_declearn.optimizer.modules._native import TensorflowOptiModule, TorchOptiModule
 from flwr_declearn.optimizer.modules._noise import (
     GaussianNoiseModule,
     NoiseModule,
@@ -44,6 +47,8 @@ __all__ = [
     "RMSPropModule",
     "ScaffoldClientModule",
     "ScaffoldServerModule",
+    "TensorflowOptiModule",
+    "TorchOptiModule",
     "YogiModule",
     "YogiMomentumModule",
     "secure_standard_normal",

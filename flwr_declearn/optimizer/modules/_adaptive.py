@@ -6,90 +6,74 @@ All put `eps` outside the square root, as declearn and torch.optim do:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from functools import partial
 from typing import Any, ClassVar
 
 from flwr_declearn.model.api import Vector
-from flwr_declearn.optimizer._checks import check_beta, check_positive, pop_state, vector_or_none
-from flwr_declearn.optimizer._fused import FusedStep
-from flwr_declearn.optimizer._kernels import (
-    adam_step,
-    adaptive_scale,
-    add_squared,
-    ewma,
-    ewma_squared,
-    square,
-    yogi_ewma,
-    zeros_like,
+from flwr_declearn.optimizer._arrays import Arrays, Hyper, addcmul, ewma, ewma_squares
+from flwr_declearn.optimizer._checks import (
+    check_beta,
+    check_positive,
+    required_state,
+    vector_or_none,
 )
-from flwr_declearn.optimizer.modules._api import OptiModule, SingleStateModule
+from flwr_declearn.optimizer.modules._api import OptiModule
 
 __all__ = ["AdaGradModule", "AdamModule", "RMSPropModule", "YogiModule"]
 
 
-class AdaGradModule(SingleStateModule):
+def adagrad(states: tuple[Arrays, ...], g: Arrays, h: Hyper) -> Any:
+    (s,) = states
+    s = addcmul(s, g, g)  # s + g ** 2
+    den = s.sqrt()
+    den += h["eps"]
+    return (s,), g / den
+
+
+def rmsprop(states: tuple[Arrays, ...], g: Arrays, h: Hyper) -> Any:
+    (v,) = states
+    v = ewma_squares(v, g, h["beta"])
+    den = v.sqrt()
+    den += h["eps"]
+    return (v,), g / den
+
+
+class AdaGradModule(OptiModule):
     """AdaGrad (Duchi et al., 2011): scale by the root of summed squared gradients.
 
-    With `s_0 = 0`:
-
-        s_t = s_{t-1} + g_t ** 2
-        out = g_t / (sqrt(s_t) + eps)
-
+    With `s_0 = 0`: `s_t = s_{t-1} + g_t ** 2`, `out = g_t / (sqrt(s_t) + eps)`.
     Equals `torch.optim.Adagrad(lr_decay=0, initial_accumulator_value=0)`.
-
-    Parameters
-    ----------
-    eps:
-        Stability term added to the denominator.
-    round_reset:
-        Whether to reset the sum to zero when a training round starts.
+    `round_reset` resets the sum when a training round starts.
     """
 
     name: ClassVar[str] = "adagrad"
+    step = staticmethod(adagrad)
+    state_names = ("state",)
 
     def __init__(self, eps: float = 1e-7, round_reset: bool = False) -> None:
         self.eps = check_positive(eps, "eps", strict=False)
         self.round_reset = bool(round_reset)
         self.state: Vector | None = None
 
-    def run(self, gradients: Vector) -> Vector:
-        if self.state is None:
-            self.state = zeros_like(gradients)
-        self.state = add_squared(self.state, gradients)
-        return adaptive_scale(gradients, self.state, self.eps)
-
-    formula: ClassVar[str] = "adagrad_step"
-
-    @property
-    def fused_scalars(self) -> tuple[float, ...]:
-        return (self.eps,)
+    def hyper(self) -> dict[str, float]:
+        return {"eps": self.eps}
 
     def get_config(self) -> dict[str, Any]:
         return {"eps": self.eps, "round_reset": self.round_reset}
 
 
-class RMSPropModule(SingleStateModule):
+class RMSPropModule(OptiModule):
     """RMSProp (Tieleman & Hinton, 2012): scale by the root of an EWMA of squared gradients.
 
     With `v_0 = 0` (no bias correction):
-
-        v_t = beta * v_{t-1} + (1 - beta) * g_t ** 2
-        out = g_t / (sqrt(v_t) + eps)
-
+    `v_t = beta * v_{t-1} + (1 - beta) * g_t ** 2`, `out = g_t / (sqrt(v_t) + eps)`.
     Equals `torch.optim.RMSprop(alpha=beta)` and
     `optax.rmsprop(decay=beta, eps_in_sqrt=False)`.
-
-    Parameters
-    ----------
-    beta:
-        Weight of the past average of squared gradients, in [0, 1).
-    eps:
-        Stability term added to the denominator.
-    round_reset:
-        Whether to reset the average to zero when a training round starts.
     """
 
     name: ClassVar[str] = "rmsprop"
+    step = staticmethod(rmsprop)
+    state_names = ("state",)
 
     def __init__(self, beta: float = 0.9, eps: float = 1e-7, round_reset: bool = False) -> None:
         self.beta = check_beta(beta)
@@ -97,20 +81,36 @@ class RMSPropModule(SingleStateModule):
         self.round_reset = bool(round_reset)
         self.state: Vector | None = None
 
-    def run(self, gradients: Vector) -> Vector:
-        if self.state is None:
-            self.state = zeros_like(gradients)
-        self.state = ewma_squared(self.state, gradients, self.beta)
-        return adaptive_scale(gradients, self.state, self.eps)
-
-    formula: ClassVar[str] = "rmsprop_step"
-
-    @property
-    def fused_scalars(self) -> tuple[float, ...]:
-        return (self.beta, self.eps)
+    def hyper(self) -> dict[str, float]:
+        return {"beta": self.beta, "eps": self.eps}
 
     def get_config(self) -> dict[str, Any]:
         return {"beta": self.beta, "eps": self.eps, "round_reset": self.round_reset}
+
+
+def yogi_ewma(v: Arrays, x: Arrays, beta: Any) -> Arrays:
+    """Yogi's additive average (Zaheer et al., 2018): `v - (1 - beta) * sign(v - x) * x`."""
+    return addcmul(v, (v - x).sign(), x, beta - 1.0)
+
+
+def adam(states: tuple[Arrays, ...], g: Arrays, h: Hyper, yogi: bool, amsgrad: bool) -> Any:
+    m, v, *vmax = states
+    m = ewma(m, g, h["beta_1"])
+    v = yogi_ewma(v, g * g, h["beta_2"]) if yogi else ewma_squares(v, g, h["beta_2"])
+    den = v / h["bias_2"]  # v_hat
+    if amsgrad:  # v_hat = vmax_t = max(v_hat, vmax_{t-1}), with vmax_0 = 0
+        vmax[0] = den.maximum(vmax[0])
+        den = vmax[0] * 1.0  # a copy: `den` changes in place below
+    den **= 0.5
+    den += h["eps"]
+    out = m / h["bias_1"]
+    out /= den
+    return (m, v, *vmax), out
+
+
+_ADAM_STEPS = {
+    (y, a): partial(adam, yogi=y, amsgrad=a) for y in (False, True) for a in (False, True)
+}
 
 
 class AdamModule(OptiModule):
@@ -120,28 +120,14 @@ class AdamModule(OptiModule):
 
         m_t = beta_1 * m_{t-1} + (1 - beta_1) * g_t
         v_t = beta_2 * v_{t-1} + (1 - beta_2) * g_t ** 2
-        m_hat = m_t / (1 - beta_1 ** t)
         v_hat = v_t / (1 - beta_2 ** t)
-        v_hat = max(v_hat, v_hat_max)            # AMSGrad only; v_hat_max = v_hat
-        out = m_hat / (sqrt(v_hat) + eps)
+        v_hat = vmax_t = max(v_hat, vmax_{t-1})     # AMSGrad only
+        out = (m_t / (1 - beta_1 ** t)) / (sqrt(v_hat) + eps)
 
-    Without AMSGrad this equals `torch.optim.Adam` and `optax.adam`. The
-    AMSGrad maximum is taken over bias-corrected `v_hat` (as in declearn and
-    `optax.amsgrad`), not over raw `v_t` (as in `torch.optim.Adam(amsgrad=True)`).
-
-    Parameters
-    ----------
-    beta_1:
-        Weight of the past gradients' average, in [0, 1).
-    beta_2:
-        Weight of the past squared gradients' average, in [0, 1).
-    amsgrad:
-        Whether to use the AMSGrad variant.
-    eps:
-        Stability term added to the denominator.
-    round_reset:
-        Whether to reset moments, step count and AMSGrad maximum when a
-        training round starts.
+    Without AMSGrad this equals `torch.optim.Adam` and `optax.adam`; the
+    AMSGrad maximum is over bias-corrected `v_hat`, as in declearn and
+    `optax.amsgrad`. `round_reset` resets moments, step count and maximum
+    when a training round starts.
     """
 
     name: ClassVar[str] = "adam"
@@ -161,59 +147,31 @@ class AdamModule(OptiModule):
         self.amsgrad = bool(amsgrad)
         self.eps = check_positive(eps, "eps", strict=False)
         self.round_reset = bool(round_reset)
+        self.step = _ADAM_STEPS[(self.yogi, self.amsgrad)]
+        self.state_names = ("momentum", "velocity", "vmax")[: 3 if self.amsgrad else 2]
         self.steps = 0
         self.momentum: Vector | None = None
         self.velocity: Vector | None = None
         self.vmax: Vector | None = None
 
-    def _update_velocity(self, velocity: Vector, gradients: Vector) -> Vector:
-        """Return `v_t` from `v_{t-1}` and `g_t`."""
-        return ewma_squared(velocity, gradients, self.beta_2)
+    @property
+    def fusable(self) -> bool:
+        return not self.amsgrad  # AMSGrad stays on the eager path, as documented and tested
 
-    def run(self, gradients: Vector) -> Vector:
-        if self.momentum is None:
-            self.momentum = zeros_like(gradients)
-        if self.velocity is None:
-            self.velocity = zeros_like(gradients)
+    def hyper(self) -> dict[str, float]:
+        t = self.steps + 1
+        bias_1, bias_2 = 1.0 - self.beta_1**t, 1.0 - self.beta_2**t
+        return {
+            "beta_1": self.beta_1,
+            "beta_2": self.beta_2,
+            "eps": self.eps,
+            "bias_1": bias_1,
+            "bias_2": bias_2,
+        }
+
+    def advance(self, states: tuple[Vector, ...]) -> None:
+        super().advance(states)
         self.steps += 1
-        if not self.amsgrad:  # m_t, v_t and out in one fused kernel
-            self.momentum, self.velocity, out = adam_step(
-                self.momentum,
-                self.velocity,
-                gradients,
-                self.beta_1,
-                self.beta_2,
-                self.eps,
-                self.steps,
-                yogi=self.yogi,
-            )
-            return out
-        self.momentum = ewma(self.momentum, gradients, self.beta_1)
-        self.velocity = self._update_velocity(self.velocity, gradients)
-        bias_1 = 1.0 - self.beta_1**self.steps
-        bias_2 = 1.0 - self.beta_2**self.steps
-        v_hat = self.velocity / bias_2
-        self.vmax = v_hat if self.vmax is None else v_hat.maximum(self.vmax)
-        return adaptive_scale(self.momentum, self.vmax, self.eps, bias_1)
-
-    def fused_step(self, zeros: Callable[[], Vector]) -> FusedStep | None:
-        if self.amsgrad:
-            return None
-        steps = self.steps + 1
-        momentum = zeros() if self.momentum is None else self.momentum
-        velocity = zeros() if self.velocity is None else self.velocity
-
-        def commit(states: tuple[Vector, ...]) -> None:
-            self.momentum, self.velocity = states
-            self.steps = steps
-
-        bias_1, bias_2 = 1.0 - self.beta_1**steps, 1.0 - self.beta_2**steps
-        return FusedStep(
-            "yogi_step" if self.yogi else "adam_step",
-            (momentum, velocity),
-            (self.beta_1, self.beta_2, self.eps, bias_1, bias_2),
-            commit,
-        )
 
     def on_round_start(self) -> None:
         if self.round_reset:
@@ -238,33 +196,28 @@ class AdamModule(OptiModule):
         }
 
     def set_state(self, state: dict[str, Any]) -> None:
+        """Restore a `get_state` output, or declearn's (moments as `{"state": ...}`)."""
         owner = type(self).__name__
-        steps, momentum, velocity, vmax = pop_state(
-            state, ("steps", "momentum", "velocity", "vmax"), owner
-        )
+        keys = ("steps", "momentum", "velocity", "vmax")
+        steps, *vectors = required_state(state, keys, owner)
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
             raise TypeError(f"{owner}: state variable 'steps' must be an int >= 0, not {steps!r}.")
+        for i, key in enumerate(keys[1:3]):  # declearn nests each moment in an EWMA's state
+            if isinstance(vectors[i], dict):
+                (vectors[i],) = required_state(vectors[i], ("state",), f"{owner} '{key}'")
+        checked = [
+            vector_or_none(vec, key, owner) for vec, key in zip(vectors, keys[1:], strict=True)
+        ]
         self.steps = steps
-        self.momentum = vector_or_none(momentum, "momentum", owner)
-        self.velocity = vector_or_none(velocity, "velocity", owner)
-        self.vmax = vector_or_none(vmax, "vmax", owner)
+        self.momentum, self.velocity, self.vmax = checked
 
 
 class YogiModule(AdamModule):
     """Yogi (Zaheer et al., 2018): Adam with an additive second-moment update.
 
-    As `AdamModule` (bias correction and optional AMSGrad included), but:
-
-        v_t = v_{t-1} - (1 - beta_2) * sign(v_{t-1} - g_t ** 2) * g_t ** 2
-
-    Parameters
-    ----------
-    beta_1, beta_2, amsgrad, eps, round_reset:
-        As for `AdamModule`.
+    As `AdamModule` (bias correction and optional AMSGrad included), but
+    `v_t = v_{t-1} - (1 - beta_2) * sign(v_{t-1} - g_t ** 2) * g_t ** 2`.
     """
 
     name: ClassVar[str] = "yogi"
     yogi: ClassVar[bool] = True
-
-    def _update_velocity(self, velocity: Vector, gradients: Vector) -> Vector:
-        return yogi_ewma(velocity, square(gradients), self.beta_2)

@@ -1,18 +1,30 @@
-"""`OptiModule`: plug-in gradients-transformation brick of an `Optimizer`."""
+"""`OptiModule`: plug-in gradients-transformation brick of an `Optimizer`.
+
+A module's maths is one pure step over named arrays (`Arrays`), in the optax
+spirit:
+
+    step(states, gradients, hyper) -> (new_states, output)
+
+where `states` are the Vectors named by `state_names` (None: zeros) and
+`hyper` the scalars returned by `hyper()`. `run` applies it eagerly to
+Vectors of any type; compiled training steps trace the same function (see
+`optimizer/_fused.py`). Modules that cannot be written so (e.g. noise drawn
+on the host) override `run` and set no `step`.
+"""
 
 from __future__ import annotations
 
-from abc import ABCMeta, abstractmethod
-from collections.abc import Callable
+from abc import ABCMeta
 from typing import Any, ClassVar
 
 from flwr_declearn.model.api import Vector
-from flwr_declearn.optimizer._checks import pop_state, vector_or_none
-from flwr_declearn.optimizer._fused import FusedStep
+from flwr_declearn.optimizer._arrays import Step
+from flwr_declearn.optimizer._backend import run_step
+from flwr_declearn.optimizer._checks import required_state, vector_or_none
 from flwr_declearn.utils import create_types_registry
 from flwr_declearn.utils._plugin import RegisteredPlugin
 
-__all__ = ["OptiModule", "SingleStateModule"]
+__all__ = ["OptiModule"]
 
 
 @create_types_registry(name="OptiModule")
@@ -45,23 +57,37 @@ class OptiModule(RegisteredPlugin, metaclass=ABCMeta, register=False):
     aux_name: ClassVar[str | None] = None
     """Name shared by a client/server pair of modules to route aux-vars."""
 
-    @abstractmethod
+    step: Step | None = None
+    """The pure step (a function, or a `staticmethod`); None if `run` is overridden."""
+
+    state_names: tuple[str, ...] = ()
+    """Attributes holding the step's state Vectors, in its order (None: zeros)."""
+
+    round_reset: bool = False
+    """Whether `on_round_start` resets the states (and counters) to their start."""
+
+    def hyper(self) -> dict[str, float]:
+        """Return the scalars of the next step, by name."""
+        return {}
+
+    @property
+    def fusable(self) -> bool:
+        """Whether compiled training steps may run `step` (see `optimizer/_fused.py`)."""
+        return self.step is not None
+
     def run(self, gradients: Vector) -> Vector:
         """Transform input gradients and return a Vector with the same specs."""
+        if self.step is None:
+            raise NotImplementedError(f"{type(self).__name__} has neither a `step` nor a `run`.")
+        states = tuple(getattr(self, name) for name in self.state_names)
+        new, out = run_step(self.step, states, gradients, self.hyper())
+        self.advance(new)
+        return out
 
-    def fused_step(self, zeros: Callable[[], Vector]) -> FusedStep | None:
-        """Describe the next `run` as a formula for compiled training steps.
-
-        Return None (the default) to have `run` called eagerly instead. The
-        step's `commit` must leave the module as `run` would have; nothing
-        may change before it is called.
-
-        Parameters
-        ----------
-        zeros:
-            Returns zeros shaped like the gradients (to initialize a state).
-        """
-        return None
+    def advance(self, states: tuple[Vector, ...]) -> None:
+        """Store the new states of a step that ran (eagerly or compiled)."""
+        for name, value in zip(self.state_names, states, strict=True):
+            setattr(self, name, value)
 
     def collect_aux_var(self) -> dict[str, Any] | None:
         """Return aux-vars for the counterpart module (None: nothing to send)."""
@@ -83,8 +109,10 @@ class OptiModule(RegisteredPlugin, metaclass=ABCMeta, register=False):
         )
 
     def on_round_start(self) -> None:
-        """Hook called when a training round starts (no-op by default)."""
-        return None
+        """Hook called when a training round starts: resets states if `round_reset`."""
+        if self.round_reset:
+            for name in self.state_names:
+                setattr(self, name, None)
 
     def get_config(self) -> dict[str, Any]:
         """Return the JSON-serializable keyword arguments that rebuild this module."""
@@ -92,50 +120,23 @@ class OptiModule(RegisteredPlugin, metaclass=ABCMeta, register=False):
 
     def get_state(self) -> dict[str, Any]:
         """Return the module's inner state (JSON-able via `to_jsonable`)."""
-        return {}
+        return {name: getattr(self, name) for name in self.state_names}
 
     def set_state(self, state: dict[str, Any]) -> None:
-        """Restore an inner state returned by `get_state`.
+        """Restore an inner state returned by `get_state` (or by declearn's module).
 
         Raises
         ------
         KeyError
-            If an expected state variable is missing.
+            If an expected state variable is missing, or the module has no state.
         """
-        if state:
-            raise KeyError(f"OptiModule '{self.name}' has no state, but received {sorted(state)}.")
-
-
-class SingleStateModule(OptiModule, register=False):
-    """OptiModule with one state Vector `state` (None: zeros), reset per round if `round_reset`.
-
-    Subclasses set `formula` (their fused formula, see `fused_step`) and
-    `fused_scalars` (its scalar arguments).
-    """
-
-    formula: ClassVar[str]
-    state: Vector | None
-    round_reset: bool
-
-    @property
-    def fused_scalars(self) -> tuple[float, ...]:
-        """Scalar arguments of `formula`."""
-        return ()
-
-    def fused_step(self, zeros: Callable[[], Vector]) -> FusedStep:
-        state = zeros() if self.state is None else self.state
-        return FusedStep(self.formula, (state,), self.fused_scalars, self._commit)
-
-    def _commit(self, states: tuple[Vector, ...]) -> None:
-        (self.state,) = states
-
-    def on_round_start(self) -> None:
-        if self.round_reset:
-            self.state = None
-
-    def get_state(self) -> dict[str, Any]:
-        return {"state": self.state}
-
-    def set_state(self, state: dict[str, Any]) -> None:
-        (value,) = pop_state(state, ("state",), type(self).__name__)
-        self.state = vector_or_none(value, "state", type(self).__name__)
+        if not self.state_names:
+            if state:
+                raise KeyError(
+                    f"OptiModule '{self.name}' has no state, but received {sorted(state)}."
+                )
+            return
+        owner = type(self).__name__
+        values = required_state(state, self.state_names, owner)
+        for name, value in zip(self.state_names, values, strict=True):
+            setattr(self, name, vector_or_none(value, name, owner))

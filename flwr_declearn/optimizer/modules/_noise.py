@@ -11,8 +11,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from flwr_declearn.model.api import Vector
-from flwr_declearn.optimizer._checks import check_positive, pop_state
-from flwr_declearn.optimizer._kernels import add_noise
+from flwr_declearn.model.numpy import NumpyVector
+from flwr_declearn.optimizer._checks import check_positive, required_state
 from flwr_declearn.optimizer.modules._api import OptiModule
 
 __all__ = ["GaussianNoiseModule", "NoiseModule", "secure_standard_normal", "secure_uniform"]
@@ -86,10 +86,14 @@ class NoiseModule(OptiModule, register=False):
                 raise TypeError(
                     f"{type(self).__name__} cannot add noise to '{key}' of dtype {dtype}."
                 )
-        noise = {key: self._sample_noise(shape) for key, shape in gradients.shapes().items()}
+        dtypes = gradients.dtypes()
+        noise = {
+            key: self._sample_noise(shape).astype(dtypes[key], copy=False)
+            for key, shape in gradients.shapes().items()
+        }
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", ".*densif.*")  # sparse tf gradients
-            return add_noise(gradients, noise)
+            return gradients + NumpyVector(noise)
 
     def get_config(self) -> dict[str, Any]:
         return {"safe_mode": self.safe_mode, "seed": self.seed}
@@ -98,7 +102,7 @@ class NoiseModule(OptiModule, register=False):
         return {"rng": None if self._rng is None else self._rng.bit_generator.state}
 
     def set_state(self, state: dict[str, Any]) -> None:
-        (rng_state,) = pop_state(state, ("rng",), type(self).__name__)
+        (rng_state,) = required_state(state, ("rng",), type(self).__name__)
         if rng_state is None or self._rng is None:
             return
         if not isinstance(rng_state, dict):

@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import numbers
 import warnings
-from collections.abc import Callable
 from typing import Any, ClassVar
 
 from flwr_declearn.model.api import Vector
-from flwr_declearn.optimizer._checks import pop_state, vector_or_none
-from flwr_declearn.optimizer._fused import FusedStep
-from flwr_declearn.optimizer._kernels import accumulate, zeros_like
+from flwr_declearn.optimizer._arrays import Arrays, Hyper
+from flwr_declearn.optimizer._checks import required_state, vector_or_none
 from flwr_declearn.optimizer.modules._api import OptiModule
 
 __all__ = ["ScaffoldClientModule", "ScaffoldServerModule"]
@@ -42,6 +40,12 @@ def _aux_vector(aux_var: Any, key: str, owner: str) -> Vector | None:
     )
 
 
+def scaffold_client(states: tuple[Arrays, ...], g: Arrays, h: Hyper) -> Any:
+    acc, delta = states
+    acc += g  # in place where the backend can: the running sum is private to the module
+    return (acc, delta), g - delta
+
+
 class ScaffoldClientModule(OptiModule):
     """Client side of SCAFFOLD: correct gradients by `c - c_i`, update `c_i` (option II).
 
@@ -61,44 +65,20 @@ class ScaffoldClientModule(OptiModule):
 
     name: ClassVar[str] = "scaffold-client"
     aux_name: ClassVar[str | None] = "scaffold"
+    step = staticmethod(scaffold_client)
+    state_names = ("_grads", "delta")  # sum of the round's raw gradients; c_i - c (None: 0)
 
     def __init__(self) -> None:
         self.state: Vector | None = None  # c_i (None: zero)
         self.sglob: Vector | None = None  # c (None: zero)
         self._sglob_received = False
-        self.delta: Vector | None = None  # c_i - c
+        self.delta: Vector | None = None
         self._grads: Vector | None = None
         self._steps = 0
 
-    def _correction(self, gradients: Vector) -> Vector | None:
-        """Return `c_i - c` as a Vector of the gradients' type (None: zero)."""
-        delta = self.delta
-        if delta is not None and type(delta) is not type(gradients):
-            delta = self.delta = zeros_like(gradients) + delta
-        return delta
-
-    def run(self, gradients: Vector) -> Vector:
-        if self._grads is None:
-            self._grads = zeros_like(gradients)
-        self._grads = accumulate(self._grads, gradients)
+    def advance(self, states: tuple[Vector, ...]) -> None:
+        super().advance(states)
         self._steps += 1
-        delta = self._correction(gradients)
-        return gradients if delta is None else gradients - delta
-
-    def fused_step(self, zeros: Callable[[], Vector]) -> FusedStep:
-        acc = zeros() if self._grads is None else self._grads
-        steps = self._steps + 1
-        if self.delta is None:
-
-            def commit(states: tuple[Vector, ...]) -> None:
-                (self._grads,), self._steps = states, steps
-
-            return FusedStep("accumulate_step", (acc,), (), commit)
-
-        def commit_with_delta(states: tuple[Vector, ...]) -> None:
-            (self._grads, self.delta), self._steps = states, steps
-
-        return FusedStep("scaffold_step", (acc, self.delta), (), commit_with_delta)
 
     def collect_aux_var(self) -> dict[str, Any] | None:
         """Set `c_i` to the mean of the round's raw gradients; return `{"delta": c_i_new - c_i}`.
@@ -139,7 +119,7 @@ class ScaffoldClientModule(OptiModule):
 
     def set_state(self, state: dict[str, Any]) -> None:
         owner = type(self).__name__
-        local, sglob = pop_state(state, ("state", "sglob"), owner)
+        local, sglob = required_state(state, ("state", "sglob"), owner)
         self.state = vector_or_none(local, "state", owner)
         sglob = vector_or_none(sglob, "sglob", owner)
         if not self._sglob_received:
@@ -198,7 +178,7 @@ class ScaffoldServerModule(OptiModule):
 
     def set_state(self, state: dict[str, Any]) -> None:
         owner = type(self).__name__
-        s_state, clients = pop_state(state, ("s_state", "clients"), owner)
+        s_state, clients = required_state(state, ("s_state", "clients"), owner)
         if not isinstance(clients, list | tuple | set) or not all(
             isinstance(c, str) for c in clients
         ):

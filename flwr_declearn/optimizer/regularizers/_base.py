@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import ClassVar
 
 from flwr_declearn.model.api import Vector
-from flwr_declearn.optimizer._kernels import axpy
 from flwr_declearn.optimizer.regularizers._api import Regularizer
 
 __all__ = ["FedProxRegularizer", "LassoRegularizer", "RidgeRegularizer"]
@@ -35,7 +34,7 @@ class FedProxRegularizer(Regularizer):
         if self.ref_wgt is None:
             self.ref_wgt = weights * 1.0  # own copy: the model may reuse its buffers
             return gradients
-        return axpy(self.alpha, weights - self.ref_wgt, gradients)
+        return (weights - self.ref_wgt) * self.alpha + gradients
 
 
 class LassoRegularizer(Regularizer):
@@ -48,7 +47,7 @@ class LassoRegularizer(Regularizer):
     name: ClassVar[str] = "lasso"
 
     def run(self, gradients: Vector, weights: Vector) -> Vector:
-        return axpy(self.alpha, weights.sign(), gradients)
+        return weights.sign() * self.alpha + gradients
 
 
 class RidgeRegularizer(Regularizer):
@@ -61,4 +60,4 @@ class RidgeRegularizer(Regularizer):
     name: ClassVar[str] = "ridge"
 
     def run(self, gradients: Vector, weights: Vector) -> Vector:
-        return axpy(2.0 * self.alpha, weights, gradients)
+        return weights * (2.0 * self.alpha) + gradients

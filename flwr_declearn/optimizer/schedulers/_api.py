@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABCMeta, abstractmethod
 from typing import Any, ClassVar
 
-from flwr_declearn.optimizer._checks import pop_state
+from flwr_declearn.optimizer._checks import required_state
 from flwr_declearn.utils import create_types_registry
 from flwr_declearn.utils._plugin import RegisteredPlugin
 
@@ -69,7 +69,7 @@ class Scheduler(RegisteredPlugin, metaclass=ABCMeta, register=False):
         KeyError
             If a counter is missing.
         """
-        steps, rounds = pop_state(state, ("steps", "rounds"), type(self).__name__)
+        steps, rounds = required_state(state, ("steps", "rounds"), type(self).__name__)
         self.steps = int(steps)
         self.rounds = int(rounds)
 

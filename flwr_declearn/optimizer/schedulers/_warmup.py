@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from flwr_declearn.optimizer._checks import pop_state
+from flwr_declearn.optimizer._checks import required_state
 from flwr_declearn.optimizer.schedulers._api import Scheduler
 
 __all__ = ["Warmup", "WarmupRounds"]
@@ -78,7 +78,7 @@ class Warmup(_WarmupBase):
         return {**super().get_state(), "full_warmup_rounds": self.full_warmup_rounds}
 
     def set_state(self, state: dict[str, Any]) -> None:
-        (rounds,) = pop_state(state, ("full_warmup_rounds",), type(self).__name__)
+        (rounds,) = required_state(state, ("full_warmup_rounds",), type(self).__name__)
         super().set_state(state)
         self.full_warmup_rounds = int(rounds)
 
@@ -123,6 +123,6 @@ class WarmupRounds(_WarmupBase):
         return {**super().get_state(), "warmup_steps": self.warmup_steps}
 
     def set_state(self, state: dict[str, Any]) -> None:
-        (steps,) = pop_state(state, ("warmup_steps",), type(self).__name__)
+        (steps,) = required_state(state, ("warmup_steps",), type(self).__name__)
         super().set_state(state)
         self.warmup_steps = int(steps)

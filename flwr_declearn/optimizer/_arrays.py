@@ -1,0 +1,266 @@
+"""Named arrays with element-wise algebra: what the pure steps of OptiModules compute on.
+
+A module's maths is one pure function over `Arrays` (see `modules/_api.py`):
+
+    step(states, gradients, hyper) -> (new_states, output)
+
+`Arrays` wraps a dict of one framework's arrays; operators apply key by key,
+with scalars (python numbers, or 0-d arrays while a step is traced) cast to
+each array's dtype. The same function runs eagerly on every Vector type and
+is traced by jax / tensorflow compilers. A `Backend` (one per Vector type,
+see `_backend.py`) decides how: as is, with a subclass of `Arrays` whose
+operators are fused framework kernels (torch), or compiled once per layout.
+
+This module is the leaf of the optimizer's layers: it imports no other part
+of the optimizer.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from flwr_declearn.model.api import Vector
+
+__all__ = [
+    "ArrayOps",
+    "Arrays",
+    "Backend",
+    "Hyper",
+    "Step",
+    "addcmul",
+    "align",
+    "axpy",
+    "ewma",
+    "ewma_squares",
+    "zeros_like",
+]
+
+Hyper = Mapping[str, Any]
+"""A step's scalars by name: python floats, or 0-d arrays while traced."""
+
+
+class ArrayOps:
+    """Array primitives of one framework: those of its Vector type, plus a scalar cast."""
+
+    def __init__(self, vector_type: type[Vector]) -> None:
+        self.sqrt = vector_type._sqrt
+        self.sign = vector_type._sign
+        self.maximum = vector_type._maximum
+        self.sum = vector_type._sum
+
+    def cast(self, scalar: Any, like: Any) -> Any:
+        """Return `scalar` usable in arithmetic with `like`, keeping `like`'s dtype.
+
+        Python numbers keep an array's dtype in every framework; a 0-d array
+        (e.g. a norm) becomes one.
+        """
+        return scalar if type(scalar) in (int, float) else float(scalar)
+
+
+class Arrays:
+    """Named arrays with element-wise algebra (`+ - * /`, `sqrt`, `sign`, `maximum`, norms).
+
+    The other operand of a binary operator is an `Arrays` with the same
+    names (not checked: `align` did) or a scalar. A step may use augmented
+    assignments (`x += y`) on values it computed itself (or on a state no one
+    else sees, as SCAFFOLD's running sum): fast backends run them in place,
+    others rebind `x` to a new value.
+    """
+
+    __slots__ = ("data", "ops")
+
+    def __init__(self, data: dict[str, Any], ops: ArrayOps) -> None:
+        self.data = data
+        self.ops = ops
+
+    def _new(self, data: dict[str, Any]) -> Arrays:
+        return type(self)(data, self.ops)
+
+    def _binary(self, other: Any, op: Callable[[Any, Any], Any], reflect: bool = False) -> Arrays:
+        if isinstance(other, Arrays):
+            odata = other.data
+            if reflect:
+                return self._new({k: op(odata[k], a) for k, a in self.data.items()})
+            return self._new({k: op(a, odata[k]) for k, a in self.data.items()})
+        cast = self.ops.cast
+        if reflect:
+            return self._new({k: op(cast(other, a), a) for k, a in self.data.items()})
+        return self._new({k: op(a, cast(other, a)) for k, a in self.data.items()})
+
+    def __add__(self, other: Any) -> Arrays:
+        return self._binary(other, operator.add)
+
+    def __radd__(self, other: Any) -> Arrays:
+        return self._binary(other, operator.add, reflect=True)
+
+    def __sub__(self, other: Any) -> Arrays:
+        return self._binary(other, operator.sub)
+
+    def __rsub__(self, other: Any) -> Arrays:
+        return self._binary(other, operator.sub, reflect=True)
+
+    def __mul__(self, other: Any) -> Arrays:
+        return self._binary(other, operator.mul)
+
+    def __rmul__(self, other: Any) -> Arrays:
+        return self._binary(other, operator.mul, reflect=True)
+
+    def __truediv__(self, other: Any) -> Arrays:
+        return self._binary(other, operator.truediv)
+
+    def __rtruediv__(self, other: Any) -> Arrays:
+        return self._binary(other, operator.truediv, reflect=True)
+
+    def __pow__(self, other: Any) -> Arrays:
+        if type(other) is float and other == 0.5:
+            return self.sqrt()
+        return self._binary(other, operator.pow)
+
+    def __neg__(self) -> Arrays:
+        return self._new({k: -a for k, a in self.data.items()})
+
+    def sqrt(self) -> Arrays:
+        return self._new({k: self.ops.sqrt(a) for k, a in self.data.items()})
+
+    def sign(self) -> Arrays:
+        return self._new({k: self.ops.sign(a) for k, a in self.data.items()})
+
+    def maximum(self, other: Any) -> Arrays:
+        return self._binary(other, self.ops.maximum)
+
+    def norms(self) -> Arrays:
+        """L2 norm of each array (0-d arrays)."""
+        return self._new({k: self.ops.sqrt(self.ops.sum(a * a)) for k, a in self.data.items()})
+
+    def norm(self) -> Any:
+        """L2 norm of all the arrays together (a 0-d array of the first array's dtype)."""
+        first = next(iter(self.data.values()))
+        total = sum(self.ops.cast(self.ops.sum(a * a), first) for a in self.data.values())
+        return self.ops.sqrt(total)
+
+    # Fused forms of frequent expressions, that fast backends override.
+
+    def ewma(self, x: Arrays, beta: Any) -> Arrays:
+        return self * beta + x * (1.0 - beta)
+
+    def ewma_squares(self, x: Arrays, beta: Any) -> Arrays:
+        return self * beta + (x * x) * (1.0 - beta)
+
+    def axpy(self, alpha: Any, y: Arrays) -> Arrays:
+        return self * alpha + y
+
+    def addcmul(self, x: Arrays, y: Arrays, value: Any = 1.0) -> Arrays:
+        return self + (x * y) * value
+
+
+def ewma(state: Arrays, x: Arrays, beta: Any) -> Arrays:
+    """`beta * state + (1 - beta) * x` (one fused pass where the backend can)."""
+    return state.ewma(x, beta)
+
+
+def ewma_squares(state: Arrays, x: Arrays, beta: Any) -> Arrays:
+    """`beta * state + (1 - beta) * x ** 2` (one fused pass where the backend can)."""
+    return state.ewma_squares(x, beta)
+
+
+def addcmul(state: Arrays, x: Arrays, y: Arrays, value: Any = 1.0) -> Arrays:
+    """`state + value * x * y` (one fused pass where the backend can)."""
+    return state.addcmul(x, y, value)
+
+
+def axpy(alpha: Any, x: Arrays, y: Arrays) -> Arrays:
+    """`alpha * x + y` (one fused pass where the backend can)."""
+    return x.axpy(alpha, y)
+
+
+Step = Callable[[tuple[Arrays, ...], Arrays, Hyper], tuple[tuple[Arrays, ...], Arrays]]
+"""A module's pure step: `(states, gradients, hyper) -> (new_states, output)`."""
+
+
+class Backend:
+    """How steps run on one Vector type's arrays: here, as is, with `Arrays`.
+
+    Subclasses (see `_backend.py`) fuse operators or compile whole steps.
+    """
+
+    arrays_type: type[Arrays] = Arrays
+    vector_type: type[Vector]
+    traceable: bool = False
+    """Whether compiled training steps may trace `Arrays` of this backend (see `_fused.py`)."""
+
+    def __init__(self, vector_type: type[Vector]) -> None:
+        self.vector_type = vector_type
+        self.ops = ArrayOps(vector_type)
+
+    def arrays(self, data: dict[str, Any]) -> Arrays:
+        return self.arrays_type(data, self.ops)
+
+    def run(
+        self, step: Step, states: tuple[dict[str, Any], ...], grads: dict[str, Any], hyper: Hyper
+    ) -> tuple[tuple[dict[str, Any], ...], dict[str, Any]]:
+        """Run `step` on dicts of arrays; return the new states' and the output's dicts."""
+        new, out = step(tuple(self.arrays(s) for s in states), self.arrays(grads), hyper)
+        return tuple(n.data for n in new), out.data
+
+    def scalar_array(self, values: list[float]) -> Any:
+        """Turn python floats into one 1-d float64 argument of a compiled function."""
+        return np.asarray(values, dtype=np.float64)
+
+
+def zeros_like(vec: Vector) -> Vector:
+    """Return zeros with the specs and device placement of `vec`."""
+    return type(vec)(
+        {
+            k: vec._from_numpy(np.zeros(vec._shape(v), vec._dtype(v)), like=v)
+            for k, v in vec.coefs.items()
+        }
+    )
+
+
+def align(grads: Vector, states: tuple[Vector | None, ...]) -> tuple[Vector, tuple[Vector, ...]]:
+    """Return `grads` and `states` as Vectors of one type and specs, names in `grads`' order.
+
+    None states become zeros. A NumpyVector (e.g. a state restored from a
+    checkpoint) is converted to the framework's type, as Vector algebra
+    does; Vectors that cannot be combined raise its TypeError, and differing
+    specs its `VectorSpecError` (`Vector.check_specs`).
+    """
+    ref: Vector = grads
+    for state in states:
+        if state is not None and type(state) is not type(ref) and ref._coerce(state) is None:
+            ref = state  # `state`'s framework absorbs the gradients' type
+    out: list[Vector] = []
+    for value in (grads, *states):
+        if value is None:
+            vec = zeros_like(ref)
+        elif type(value) is not type(ref):
+            vec = ref._coerce(value)  # type: ignore[assignment]
+        else:
+            vec = value
+        base = out[0] if out else vec  # the gradients, as `ref`'s type
+        if not _same_layout(base, vec):
+            base.check_specs(vec)  # raises, unless only the names' order differs
+            vec = type(ref)({k: vec.coefs[k] for k in base.coefs})
+        out.append(vec)
+    return out[0], tuple(out[1:])
+
+
+def _same_layout(ref: Vector, vec: Vector) -> bool:
+    """Fast check: same names in the same order, same shapes and dtypes (`.shape`, `.dtype`)."""
+    if ref is vec:
+        return True
+    if list(ref.coefs) != list(vec.coefs):
+        return False
+    others = vec.coefs
+    try:
+        for key, val in ref.coefs.items():
+            oth = others[key]
+            if val.shape != oth.shape or val.dtype != oth.dtype:
+                return False
+    except AttributeError:  # not an array: let `check_specs` judge
+        return False
+    return True

@@ -1,0 +1,133 @@
+"""Torch backend: `Arrays` whose operators are `torch._foreach_*` kernels (one dispatch each).
+
+Each operator processes all the tensors of a step at once, as `torch.optim`
+does; `ewma`, `ewma_squares`, `addcmul` and `axpy` take fused passes
+(`_foreach_lerp`, `_foreach_addcmul`, `_foreach_add(alpha=)`), and augmented
+assignments (`x += y`) work in place. Operands these kernels do not take
+(e.g. 0-d tensors per name) go through the generic key-by-key operators.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+from flwr_declearn.model.torch import TorchVector
+from flwr_declearn.optimizer._arrays import Arrays, Backend
+
+__all__ = ["TorchBackend"]
+
+_FOREACH: dict[Any, Any] = {
+    operator.add: torch._foreach_add,
+    operator.sub: torch._foreach_sub,
+    operator.mul: torch._foreach_mul,
+    operator.truediv: torch._foreach_div,
+}
+
+
+class TorchArrays(Arrays):
+    """Arrays of torch tensors, with `torch._foreach_*` operators."""
+
+    __slots__ = ()
+
+    def _wrap(self, tensors: Sequence[torch.Tensor]) -> TorchArrays:
+        return TorchArrays(dict(zip(self.data, tensors, strict=True)), self.ops)
+
+    def _binary(self, other: Any, op: Callable[[Any, Any], Any], reflect: bool = False) -> Arrays:
+        foreach = _FOREACH.get(op)
+        if foreach is None or reflect:
+            return super()._binary(other, op, reflect)
+        if isinstance(other, TorchArrays):
+            other = list(other.data.values())
+        elif type(other) not in (int, float) and not isinstance(other, torch.Tensor):
+            other = float(other)
+        return self._wrap(foreach(list(self.data.values()), other))
+
+    def _inplace(self, other: Any, foreach_: Callable[..., None]) -> Arrays:
+        if isinstance(other, TorchArrays):
+            other = list(other.data.values())
+        elif type(other) not in (int, float) and not isinstance(other, torch.Tensor):
+            other = float(other)
+        foreach_(list(self.data.values()), other)
+        return self
+
+    # In place, as Python's augmented assignments let mutable values be: steps use them
+    # only on values they computed themselves, and save an allocation per use.
+
+    def __iadd__(self, other: Any) -> Arrays:
+        return self._inplace(other, torch._foreach_add_)
+
+    def __isub__(self, other: Any) -> Arrays:
+        return self._inplace(other, torch._foreach_sub_)
+
+    def __imul__(self, other: Any) -> Arrays:
+        return self._inplace(other, torch._foreach_mul_)
+
+    def __itruediv__(self, other: Any) -> Arrays:
+        return self._inplace(other, torch._foreach_div_)
+
+    def __ipow__(self, other: Any) -> Arrays:
+        if other == 0.5:
+            torch._foreach_sqrt_(list(self.data.values()))
+            return self
+        return self._inplace(other, torch._foreach_pow_)
+
+    def __neg__(self) -> Arrays:
+        return self._wrap(torch._foreach_neg(list(self.data.values())))
+
+    def sqrt(self) -> Arrays:
+        return self._wrap(torch._foreach_sqrt(list(self.data.values())))
+
+    def sign(self) -> Arrays:
+        return self._wrap(torch._foreach_sign(list(self.data.values())))
+
+    def maximum(self, other: Any) -> Arrays:
+        if isinstance(other, TorchArrays):
+            other = list(other.data.values())
+        return self._wrap(torch._foreach_maximum(list(self.data.values()), other))
+
+    def norms(self) -> Arrays:
+        return self._wrap(torch._foreach_norm(list(self.data.values())))
+
+    def norm(self) -> Any:
+        norms = torch._foreach_norm(list(self.data.values()))
+        return torch.linalg.vector_norm(torch.stack([n.to(norms[0].dtype) for n in norms]))
+
+    def ewma(self, x: Arrays, beta: Any) -> Arrays:
+        if not isinstance(x, TorchArrays):
+            return super().ewma(x, beta)
+        weight = 1.0 - float(beta)
+        return self._wrap(
+            torch._foreach_lerp(list(self.data.values()), list(x.data.values()), weight)
+        )
+
+    def ewma_squares(self, x: Arrays, beta: Any) -> Arrays:
+        if not isinstance(x, TorchArrays):
+            return super().ewma_squares(x, beta)
+        out = torch._foreach_mul(list(self.data.values()), float(beta))
+        values = list(x.data.values())
+        torch._foreach_addcmul_(out, values, values, value=1.0 - float(beta))
+        return self._wrap(out)
+
+    def addcmul(self, x: Arrays, y: Arrays, value: Any = 1.0) -> Arrays:
+        if not (isinstance(x, TorchArrays) and isinstance(y, TorchArrays)):
+            return super().addcmul(x, y, value)
+        values = list(self.data.values())
+        xs, ys = list(x.data.values()), list(y.data.values())
+        return self._wrap(torch._foreach_addcmul(values, xs, ys, value=float(value)))
+
+    def axpy(self, alpha: Any, y: Arrays) -> Arrays:
+        if not isinstance(y, TorchArrays):
+            return super().axpy(alpha, y)
+        values = list(self.data.values())
+        return self._wrap(torch._foreach_add(list(y.data.values()), values, alpha=float(alpha)))
+
+
+class TorchBackend(Backend):
+    """Steps run eagerly on `TorchArrays`."""
+
+    arrays_type = TorchArrays
+    vector_type = TorchVector
