@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from flwr_declearn.data import Batch, aggregate_data_info
-from flwr_declearn.model._model_utils import check_vector, split_batch
+from flwr_declearn.model._model_utils import split_batch
 from flwr_declearn.model.api import Model
 from flwr_declearn.model.tensorflow._compiled import (
     FusedGraphStep,
@@ -267,7 +267,7 @@ class TensorflowModel(Model[TensorflowVector]):
         targets = dict(self._named_vars(trainable))
         shapes = {name: tuple(var.shape) for name, var in targets.items()}
         context = "trainable weights" if trainable else "weights"
-        check_vector(weights, TensorflowVector, shapes, context, "TensorflowModel")
+        self._check_weights(weights, shapes, context)
         with tf.device(self._device):
             for name, var in targets.items():
                 var.assign(tf.cast(weights.coefs[name], var.dtype))
@@ -471,9 +471,13 @@ class TensorflowModel(Model[TensorflowVector]):
                 for batch in batches:
                     yield tuple(part for part in split_batch(batch) if part is not None)
 
-            dataset = generate()
+            dataset, steps = generate(), len(batches)
+        else:
+            steps = None
         with tf.device(self._device):
-            return self._model.evaluate(dataset, return_dict=True, verbose=0)  # type: ignore[no-any-return]
+            return self._model.evaluate(  # type: ignore[no-any-return]
+                dataset, steps=steps, return_dict=True, verbose=0
+            )
 
     def _compile(self) -> None:
         """Compile the Keras model with our loss and metrics (for `evaluate`)."""

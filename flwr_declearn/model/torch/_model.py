@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from flwr_declearn.data import Batch
-from flwr_declearn.model._model_utils import check_vector, require_pickle_permission, split_batch
+from flwr_declearn.model._model_utils import require_pickle_permission, split_batch
 from flwr_declearn.model.api import Model
 from flwr_declearn.model.torch._device import AutoDeviceModule
 from flwr_declearn.model.torch._naming import canonical_names as build_canonical_names
@@ -210,7 +210,7 @@ class TorchModel(Model[TorchVector]):
         targets = self._targets(trainable)
         context = "trainable weights" if trainable else "weights"
         shapes = {name: tuple(tensor.shape) for name, tensor in targets.items()}
-        check_vector(weights, TorchVector, shapes, context, "TorchModel")
+        self._check_weights(weights, shapes, context)
         with torch.no_grad():
             for name, tensor in targets.items():
                 tensor.copy_(weights.coefs[name])  # (a view of the weight in canonical layout)
