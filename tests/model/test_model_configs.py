@@ -1,4 +1,4 @@
-"""Model configs as declearn uses them: `Model.from_config` dispatch, `allow_bin`, wrapped models."""
+"""Model configs as declearn uses them: `Model.from_config` dispatch, `allow_bin`, torch wrapper."""
 
 from __future__ import annotations
 
