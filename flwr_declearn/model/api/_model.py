@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from abc import ABCMeta, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, ClassVar, Generic, Self, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypeVar
 
 import numpy as np
 
@@ -102,33 +102,42 @@ class Model(Generic[VectorT], metaclass=ABCMeta):
         `Model.from_config` finds that class (as in declearn).
         """
 
-    @classmethod
-    @abstractmethod
-    def from_config(cls, config: dict[str, Any], **kwargs: Any) -> Self:
-        """Instantiate a model from its configuration dict.
+    if TYPE_CHECKING:  # subclasses may add their own keyword options (e.g. `allow_pickle`)
 
-        Called on `Model` itself, dispatch to the registered subclass named by
-        the config's "typekey" (passing `kwargs` on, e.g. `allow_pickle`).
+        @classmethod
+        @abstractmethod
+        def from_config(cls, config: dict[str, Any]) -> Self:
+            """Instantiate a model from its configuration dict."""
 
-        Raises
-        ------
-        ValueError
-            If the config has no "typekey" (on `Model` itself).
-        KeyError
-            If the "typekey" names no registered Model class.
-        """
-        if "typekey" not in config:
-            raise ValueError(
-                f"{cls.__name__}.from_config needs the 'typekey' field that get_config writes "
-                "(the registered name of the Model class)."
-            )
-        module = _MODEL_MODULES.get(config["typekey"])
-        if module is not None:
-            importlib.import_module(module)  # registers the class
-        subclass = access_registered(config["typekey"], "Model")
-        if subclass is cls or not issubclass(subclass, cls):
-            raise TypeError(f"'{config['typekey']}' is not a subclass of {cls.__name__}.")
-        return subclass.from_config(config, **kwargs)  # type: ignore[no-any-return]
+    else:
+
+        @classmethod
+        @abstractmethod
+        def from_config(cls, config: dict[str, Any], **kwargs: Any) -> Self:
+            """Instantiate a model from its configuration dict.
+
+            Called on `Model` itself, dispatch to the registered subclass named by
+            the config's "typekey" (passing `kwargs` on, e.g. `allow_pickle`).
+
+            Raises
+            ------
+            ValueError
+                If the config has no "typekey" (on `Model` itself).
+            KeyError
+                If the "typekey" names no registered Model class.
+            """
+            if "typekey" not in config:
+                raise ValueError(
+                    f"{cls.__name__}.from_config needs the 'typekey' field that get_config writes "
+                    "(the registered name of the Model class)."
+                )
+            module = _MODEL_MODULES.get(config["typekey"])
+            if module is not None:
+                importlib.import_module(module)  # registers the class
+            subclass = access_registered(config["typekey"], "Model")
+            if subclass is cls or not issubclass(subclass, cls):
+                raise TypeError(f"'{config['typekey']}' is not a subclass of {cls.__name__}.")
+            return subclass.from_config(config, **kwargs)  # type: ignore[no-any-return]
 
     @abstractmethod
     def get_weights(self, trainable: bool = False) -> VectorT:
