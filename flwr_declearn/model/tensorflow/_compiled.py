@@ -11,7 +11,15 @@ import tensorflow as tf
 if TYPE_CHECKING:
     from flwr_declearn.model.tensorflow._model import TensorflowModel
 
-__all__ = ["FusedGraphStep", "Trainable", "batch_specs", "flatten", "pack", "shape_of"]
+__all__ = [
+    "FusedGraphStep",
+    "TensorflowClipOps",
+    "Trainable",
+    "batch_specs",
+    "flatten",
+    "pack",
+    "shape_of",
+]
 
 
 def batch_specs(key: tuple, flat: list[Any]) -> list[tf.TensorSpec]:
@@ -104,6 +112,38 @@ def pack(structure: Any, leaves: Iterator[Any]) -> Any:
             return type(structure)(*items)
         return tuple(items)
     return next(leaves)
+
+
+class TensorflowClipOps:
+    """TensorFlow operations of `flwr_declearn.model._clipping.clip_and_average` (in graphs)."""
+
+    @staticmethod
+    def row_sq_norms(grads: tf.Tensor) -> tf.Tensor:
+        return tf.reduce_sum(tf.square(tf.reshape(grads, [tf.shape(grads)[0], -1])), axis=1)
+
+    @staticmethod
+    def at_most_one(values: tf.Tensor) -> tf.Tensor:
+        return tf.minimum(values, tf.cast(1.0, values.dtype))
+
+    @staticmethod
+    def sqrt(values: tf.Tensor) -> tf.Tensor:
+        return tf.sqrt(values)
+
+    @staticmethod
+    def mean(values: tf.Tensor) -> tf.Tensor:
+        return tf.reduce_mean(values)
+
+    @staticmethod
+    def like(values: tf.Tensor, other: tf.Tensor) -> tf.Tensor:
+        return tf.cast(values, other.dtype)
+
+    @staticmethod
+    def n_rows(values: tf.Tensor) -> tf.Tensor:
+        return tf.cast(tf.shape(values)[0], values.dtype)
+
+    @staticmethod
+    def combine(scale: tf.Tensor, grads: tf.Tensor) -> tf.Tensor:
+        return tf.tensordot(scale, grads, axes=1)
 
 
 class Trainable:

@@ -10,10 +10,12 @@ import numpy as np
 import tensorflow as tf
 
 from flwr_declearn.data import Batch, aggregate_data_info
+from flwr_declearn.model._clipping import clip_and_average
 from flwr_declearn.model._model_utils import split_batch
 from flwr_declearn.model.api import Model
 from flwr_declearn.model.tensorflow._compiled import (
     FusedGraphStep,
+    TensorflowClipOps,
     Trainable,
     batch_specs,
     flatten,
@@ -420,21 +422,9 @@ class TensorflowModel(Model[TensorflowVector]):
         jacobians = tape.jacobian(
             s_loss, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO
         )
-        n_samples = tf.shape(s_loss)[0]
-        sq_norms = tf.add_n(
-            [
-                tf.reduce_sum(tf.square(tf.reshape(jac, [n_samples, -1])), axis=1)
-                for jac in jacobians
-            ]
-        )
-        scale = tf.minimum(tf.cast(1.0, sq_norms.dtype), max_norm / tf.sqrt(sq_norms))
-        if s_wght is not None:
-            s_wght = tf.cast(s_wght, scale.dtype)
-            scale = scale * s_wght
-            s_loss = s_loss * s_wght
-        scale = scale / tf.cast(n_samples, scale.dtype)
-        grads = [tf.tensordot(scale, jac, axes=1) for jac in jacobians]
-        return grads, tf.reduce_mean(s_loss)
+        named = {str(i): jac for i, jac in enumerate(jacobians)}
+        grads, loss = clip_and_average(named, s_loss, s_wght, max_norm, TensorflowClipOps)
+        return list(grads.values()), loss
 
     # -- inference -------------------------------------------------------------------------------
 
