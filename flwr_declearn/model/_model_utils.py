@@ -1,75 +1,13 @@
-"""Checks and helpers shared by the framework-specific Model classes."""
+"""Pickling and batch helpers shared by the framework-specific Model classes.
+
+(Checks of weights and updates live in the `Model` base class.)"""
 
 from __future__ import annotations
 
 import pickle
-from collections.abc import Iterable, Mapping
 from typing import Any
 
-from flwr_declearn.model.api._vector import Vector, VectorSpecError
-
-__all__ = [
-    "check_vector",
-    "dump_pickle_hex",
-    "load_pickle_hex",
-    "raise_on_names_mismatch",
-    "require_pickle_permission",
-    "split_batch",
-]
-
-
-def raise_on_names_mismatch(
-    received: Iterable[str],
-    expected: Iterable[str],
-    context: str,
-) -> None:
-    """Raise a KeyError naming the missing and unexpected names, if any.
-
-    Parameters
-    ----------
-    received:
-        Names found in the input.
-    expected:
-        Names the input should hold.
-    context:
-        What the names designate, for the error message (e.g. "trainable weights").
-    """
-    rec, exp = set(received), set(expected)
-    if rec == exp:
-        return
-    missing, extra = sorted(exp - rec), sorted(rec - exp)
-    raise KeyError(
-        f"Names of {context} do not match the model's: missing {missing}, unexpected {extra}."
-    )
-
-
-def check_vector(
-    vector: Any,
-    vtype: type[Vector],
-    shapes: Mapping[str, tuple[int, ...]],
-    context: str,
-    model: str,
-) -> None:
-    """Check a Vector's type, names and shapes against a model's weights.
-
-    Raises
-    ------
-    TypeError
-        If `vector` is not a `vtype` instance.
-    KeyError
-        If its names differ from those of `shapes`.
-    VectorSpecError
-        If some of its arrays' shapes differ from `shapes`.
-    """
-    if not isinstance(vector, vtype):
-        raise TypeError(
-            f"{model} expects {context} as a {vtype.__name__}, not {type(vector).__name__}."
-        )
-    raise_on_names_mismatch(vector.coefs, shapes, context)
-    got = vector.shapes()
-    bad = [f"'{k}': {list(got[k])} instead of {list(s)}" for k, s in shapes.items() if got[k] != s]
-    if bad:
-        raise VectorSpecError(f"Shapes of {context} differ from the model's: " + "; ".join(bad))
+__all__ = ["dump_pickle_hex", "load_pickle_hex", "require_pickle_permission", "split_batch"]
 
 
 def dump_pickle_hex(obj: Any, what: str) -> str:

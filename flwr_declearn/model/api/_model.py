@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import importlib
 from abc import ABCMeta, abstractmethod
-from collections.abc import Callable, Sequence
-from typing import Any, ClassVar, Generic, Self, TypeVar
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypeVar
 
 import numpy as np
 
@@ -102,33 +102,42 @@ class Model(Generic[VectorT], metaclass=ABCMeta):
         `Model.from_config` finds that class (as in declearn).
         """
 
-    @classmethod
-    @abstractmethod
-    def from_config(cls, config: dict[str, Any], **kwargs: Any) -> Self:
-        """Instantiate a model from its configuration dict.
+    if TYPE_CHECKING:  # subclasses may add their own keyword options (e.g. `allow_pickle`)
 
-        Called on `Model` itself, dispatch to the registered subclass named by
-        the config's "typekey" (passing `kwargs` on, e.g. `allow_pickle`).
+        @classmethod
+        @abstractmethod
+        def from_config(cls, config: dict[str, Any]) -> Self:
+            """Instantiate a model from its configuration dict."""
 
-        Raises
-        ------
-        ValueError
-            If the config has no "typekey" (on `Model` itself).
-        KeyError
-            If the "typekey" names no registered Model class.
-        """
-        if "typekey" not in config:
-            raise ValueError(
-                f"{cls.__name__}.from_config needs the 'typekey' field that get_config writes "
-                "(the registered name of the Model class)."
-            )
-        module = _MODEL_MODULES.get(config["typekey"])
-        if module is not None:
-            importlib.import_module(module)  # registers the class
-        subclass = access_registered(config["typekey"], "Model")
-        if subclass is cls or not issubclass(subclass, cls):
-            raise TypeError(f"'{config['typekey']}' is not a subclass of {cls.__name__}.")
-        return subclass.from_config(config, **kwargs)  # type: ignore[no-any-return]
+    else:
+
+        @classmethod
+        @abstractmethod
+        def from_config(cls, config: dict[str, Any], **kwargs: Any) -> Self:
+            """Instantiate a model from its configuration dict.
+
+            Called on `Model` itself, dispatch to the registered subclass named by
+            the config's "typekey" (passing `kwargs` on, e.g. `allow_pickle`).
+
+            Raises
+            ------
+            ValueError
+                If the config has no "typekey" (on `Model` itself).
+            KeyError
+                If the "typekey" names no registered Model class.
+            """
+            if "typekey" not in config:
+                raise ValueError(
+                    f"{cls.__name__}.from_config needs the 'typekey' field that get_config writes "
+                    "(the registered name of the Model class)."
+                )
+            module = _MODEL_MODULES.get(config["typekey"])
+            if module is not None:
+                importlib.import_module(module)  # registers the class
+            subclass = access_registered(config["typekey"], "Model")
+            if subclass is cls or not issubclass(subclass, cls):
+                raise TypeError(f"'{config['typekey']}' is not a subclass of {cls.__name__}.")
+            return subclass.from_config(config, **kwargs)  # type: ignore[no-any-return]
 
     @abstractmethod
     def get_weights(self, trainable: bool = False) -> VectorT:
@@ -224,29 +233,75 @@ class Model(Generic[VectorT], metaclass=ABCMeta):
         VectorSpecError
             If some of its arrays' shapes differ from `shapes`.
         """
-        vtype = self._vector_type
-        if vtype is not None and not isinstance(updates, vtype):
-            raise TypeError(
-                f"{type(self).__name__} expects updates as a {vtype.__name__}, "
-                f"not {type(updates).__name__}."
-            )
+        self._check_type(updates, "updates")
         coefs = updates.coefs
         if len(coefs) != len(names) or any(name not in coefs for name in names):
-            missing = sorted(set(names) - set(coefs))
-            extra = sorted(set(coefs) - set(names))
-            raise KeyError(
-                f"Names of updates do not match the model's trainable weights: "
-                f"missing {missing}, unexpected {extra}."
-            )
+            self._raise_on_names(coefs, names, "updates")
         values = [coefs[name] for name in names]
         if any(shape_of(v) != s for v, s in zip(values, shapes, strict=True)):
-            bad = [
-                f"'{name}': {list(shape_of(value))} instead of {list(shape)}"
-                for name, value, shape in zip(names, values, shapes, strict=True)
-                if shape_of(value) != shape
-            ]
-            raise VectorSpecError("Shapes of updates differ from the model's: " + "; ".join(bad))
+            self._raise_on_shapes(
+                dict(zip(names, values, strict=True)), names, shapes, shape_of, "updates"
+            )
         return values
+
+    def _check_weights(
+        self, weights: Any, shapes: Mapping[str, tuple[int, ...]], context: str
+    ) -> None:
+        """Check the type, names and shapes of weights given to `set_weights`.
+
+        Unlike `Vector.check_specs`, dtypes may differ (values are cast to the
+        weights' dtypes), and differing names raise a KeyError, as declearn's
+        `set_weights` does.
+
+        Raises
+        ------
+        TypeError
+            If `weights` is not of this model's Vector type.
+        KeyError
+            If its names differ from those of `shapes`.
+        VectorSpecError
+            If some of its arrays' shapes differ from `shapes`.
+        """
+        self._check_type(weights, context)
+        coefs = weights.coefs
+        if coefs.keys() != shapes.keys():
+            self._raise_on_names(coefs, list(shapes), context)
+        got = weights.shapes()
+        if any(got[name] != tuple(shape) for name, shape in shapes.items()):
+            self._raise_on_shapes(
+                got, list(shapes), [tuple(s) for s in shapes.values()], tuple, context
+            )
+
+    def _check_type(self, vector: Any, context: str) -> None:
+        vtype = self._vector_type
+        if vtype is not None and not isinstance(vector, vtype):
+            raise TypeError(
+                f"{type(self).__name__} expects {context} as a {vtype.__name__}, "
+                f"not {type(vector).__name__}."
+            )
+
+    @staticmethod
+    def _raise_on_names(received: Iterable[str], expected: Sequence[str], context: str) -> None:
+        missing = sorted(set(expected) - set(received))
+        extra = sorted(set(received) - set(expected))
+        raise KeyError(
+            f"Names of {context} do not match the model's: missing {missing}, unexpected {extra}."
+        )
+
+    @staticmethod
+    def _raise_on_shapes(
+        values: Mapping[str, Any],
+        names: Sequence[str],
+        shapes: Sequence[tuple[int, ...]],
+        shape_of: Callable[[Any], tuple[int, ...]],
+        context: str,
+    ) -> None:
+        bad = [
+            f"'{name}': {list(shape_of(values[name]))} instead of {list(shape)}"
+            for name, shape in zip(names, shapes, strict=True)
+            if tuple(shape_of(values[name])) != tuple(shape)
+        ]
+        raise VectorSpecError(f"Shapes of {context} differ from the model's: " + "; ".join(bad))
 
     @abstractmethod
     def compute_batch_predictions(

@@ -17,7 +17,7 @@ import numpy as np
 
 from flwr_declearn.data import Batch
 from flwr_declearn.model._canonical import CanonicalNames
-from flwr_declearn.model._model_utils import check_vector, split_batch
+from flwr_declearn.model._model_utils import split_batch
 from flwr_declearn.model.api import Model
 from flwr_declearn.model.haiku._vector import JaxNumpyVector, select_device
 from flwr_declearn.model.jax import _compiled as compiled
@@ -174,7 +174,7 @@ class JaxModelBase(Model[JaxNumpyVector]):
         current = self._train if trainable else self._all_params()
         shapes = {k: tuple(v.shape) for k, v in current.items()}
         context = "trainable weights" if trainable else "weights"
-        check_vector(weights, JaxNumpyVector, shapes, context, type(self).__name__)
+        self._check_weights(weights, shapes, context)
         new = {
             k: jax.device_put(weights.coefs[k].astype(v.dtype), self._device)
             for k, v in current.items()

@@ -14,6 +14,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from flwr_declearn.model._clipping import clip_and_average
+
 __all__ = [
     "Forward",
     "Params",
@@ -130,14 +132,39 @@ def _clipped_batch_grads(
 
     grad_fn = jax.vmap(jax.value_and_grad(sample_loss), in_axes=(None, 0, 0, 0))
     s_loss, grads = grad_fn(train, keys, inputs, y_true)
-    sq_norms = sum(jnp.sum(jnp.square(g.reshape(n_samples, -1)), axis=1) for g in grads.values())
-    scale = jnp.minimum(1.0, max_norm / jnp.sqrt(sq_norms))
-    if s_wght is not None:
-        scale = scale * s_wght
-        s_loss = s_loss * s_wght
-    scale = scale / n_samples
-    out = {k: jnp.tensordot(scale.astype(g.dtype), g, axes=1) for k, g in grads.items()}
-    return out, jnp.mean(s_loss)
+    return clip_and_average(grads, s_loss, s_wght, max_norm, _JaxClipOps)
+
+
+class _JaxClipOps:
+    """jax operations of `clip_and_average`."""
+
+    @staticmethod
+    def row_sq_norms(grads: jax.Array) -> jax.Array:
+        return jnp.sum(jnp.square(grads.reshape(grads.shape[0], -1)), axis=1)
+
+    @staticmethod
+    def at_most_one(values: jax.Array) -> jax.Array:
+        return jnp.minimum(values, 1.0)
+
+    @staticmethod
+    def sqrt(values: jax.Array) -> jax.Array:
+        return jnp.sqrt(values)
+
+    @staticmethod
+    def mean(values: jax.Array) -> jax.Array:
+        return jnp.mean(values)
+
+    @staticmethod
+    def like(values: jax.Array, other: jax.Array) -> jax.Array:
+        return values.astype(other.dtype)
+
+    @staticmethod
+    def n_rows(values: jax.Array) -> int:
+        return int(values.shape[0])
+
+    @staticmethod
+    def combine(scale: jax.Array, grads: jax.Array) -> jax.Array:
+        return jnp.tensordot(scale.astype(grads.dtype), grads, axes=1)
 
 
 def _grads_with_pending(

@@ -1,4 +1,4 @@
-"""Compiled graph functions of TensorflowModel: fused training steps and their plumbing."""
+"""Compiled graph functions of TensorflowModel: gradients, fused training steps, plumbing."""
 
 from __future__ import annotations
 
@@ -8,10 +8,85 @@ from typing import TYPE_CHECKING, Any
 
 import tensorflow as tf
 
+from flwr_declearn.model._clipping import clip_and_average
+from flwr_declearn.model.tensorflow._loss import samplewise
+
 if TYPE_CHECKING:
     from flwr_declearn.model.tensorflow._model import TensorflowModel
 
-__all__ = ["FusedGraphStep", "Trainable", "batch_specs", "flatten", "pack", "shape_of"]
+__all__ = [
+    "FusedGraphStep",
+    "TensorflowClipOps",
+    "Trainable",
+    "batch_body",
+    "batch_specs",
+    "flatten",
+    "gradients_graph",
+    "pack",
+    "shape_of",
+]
+
+
+def gradients_graph(
+    model: Any, loss: Any, named: list[tuple[str, Any]], key: tuple, flat: list[Any]
+) -> Any:
+    """Trace the gradients function of one batch structure, with a free batch size.
+
+    Calling the concrete function skips `tf.function`'s per-call signature
+    matching, a large share of a small model's step.
+    """
+    body = batch_body(model, loss, named, key)
+    return tf.function(body).get_concrete_function(*batch_specs(key, flat))
+
+
+def batch_body(
+    model: Any, loss: Any, named: list[tuple[str, Any]], key: tuple
+) -> Callable[..., tuple[list[tf.Tensor], tf.Tensor]]:
+    """Return `f(*flat_batch) -> (grads, loss)` for the batch structure `key` (to be traced).
+
+    `key` is `TensorflowModel._flat_batch`'s: (kind, names, multi-input, number
+    of inputs, has labels, has sample weights, dtypes and shapes).
+    """
+    kind, _, multi, n_inputs, has_y, has_w, _ = key
+    variables = [var for _, var in named]
+
+    def forward_losses(inputs: Any, y_true: Any) -> tf.Tensor:
+        return samplewise(loss(y_true, model(inputs, training=True)))
+
+    def grads(inputs: Any, y_true: Any, s_wght: Any) -> tuple[list[tf.Tensor], tf.Tensor]:
+        with tf.GradientTape() as tape:
+            s_loss = forward_losses(inputs, y_true)
+            if s_wght is not None:
+                s_loss = s_loss * tf.cast(s_wght, s_loss.dtype)
+            mean = tf.reduce_mean(s_loss)
+        out = tape.gradient(mean, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        return [tf.convert_to_tensor(g) for g in out], mean
+
+    def clipped_grads(
+        inputs: Any, y_true: Any, s_wght: Any, max_norm: tf.Tensor
+    ) -> tuple[list[tf.Tensor], tf.Tensor]:
+        # Sample-wise gradients: rows of the jacobian of the sample-wise losses (vectorized).
+        with tf.GradientTape() as tape:
+            s_loss = forward_losses(inputs, y_true)
+        jacobians = tape.jacobian(
+            s_loss, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO
+        )
+        named_jac = {str(i): jac for i, jac in enumerate(jacobians)}
+        out, mean = clip_and_average(named_jac, s_loss, s_wght, max_norm, TensorflowClipOps)
+        return list(out.values()), mean
+
+    body: Callable[..., tuple[list[tf.Tensor], tf.Tensor]] = (
+        grads if kind == "grads" else clipped_grads
+    )
+
+    def grads_and_loss(*args: tf.Tensor) -> tuple[list[tf.Tensor], tf.Tensor]:
+        inputs: Any = list(args[:n_inputs]) if multi else args[0]
+        rest = list(args[n_inputs:])
+        y_true = rest.pop(0) if has_y else None
+        s_wght = rest.pop(0) if has_w else None
+        return body(inputs, y_true, s_wght, *rest)
+
+    return grads_and_loss
 
 
 def batch_specs(key: tuple, flat: list[Any]) -> list[tf.TensorSpec]:
@@ -38,7 +113,7 @@ class FusedGraphStep:
         rule: Callable[..., Any],
         args: Any,
     ) -> None:
-        grads_and_loss = model._batch_body(state.named, key)
+        grads_and_loss = batch_body(model._model, model._loss, state.named, key)
         names, n_batch = state.names, len(flat)
         targets = [
             raw if raw is not None else var
@@ -104,6 +179,38 @@ def pack(structure: Any, leaves: Iterator[Any]) -> Any:
             return type(structure)(*items)
         return tuple(items)
     return next(leaves)
+
+
+class TensorflowClipOps:
+    """TensorFlow operations of `flwr_declearn.model._clipping.clip_and_average` (in graphs)."""
+
+    @staticmethod
+    def row_sq_norms(grads: tf.Tensor) -> tf.Tensor:
+        return tf.reduce_sum(tf.square(tf.reshape(grads, [tf.shape(grads)[0], -1])), axis=1)
+
+    @staticmethod
+    def at_most_one(values: tf.Tensor) -> tf.Tensor:
+        return tf.minimum(values, tf.cast(1.0, values.dtype))
+
+    @staticmethod
+    def sqrt(values: tf.Tensor) -> tf.Tensor:
+        return tf.sqrt(values)
+
+    @staticmethod
+    def mean(values: tf.Tensor) -> tf.Tensor:
+        return tf.reduce_mean(values)
+
+    @staticmethod
+    def like(values: tf.Tensor, other: tf.Tensor) -> tf.Tensor:
+        return tf.cast(values, other.dtype)
+
+    @staticmethod
+    def n_rows(values: tf.Tensor) -> tf.Tensor:
+        return tf.cast(tf.shape(values)[0], values.dtype)
+
+    @staticmethod
+    def combine(scale: tf.Tensor, grads: tf.Tensor) -> tf.Tensor:
+        return tf.tensordot(scale, grads, axes=1)
 
 
 class Trainable:

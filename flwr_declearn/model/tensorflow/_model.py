@@ -10,13 +10,13 @@ import numpy as np
 import tensorflow as tf
 
 from flwr_declearn.data import Batch, aggregate_data_info
-from flwr_declearn.model._model_utils import check_vector, split_batch
+from flwr_declearn.model._model_utils import split_batch
 from flwr_declearn.model.api import Model
 from flwr_declearn.model.tensorflow._compiled import (
     FusedGraphStep,
     Trainable,
-    batch_specs,
     flatten,
+    gradients_graph,
     shape_of,
 )
 from flwr_declearn.model.tensorflow._loss import LossSpec, build_keras_loss, samplewise
@@ -267,7 +267,7 @@ class TensorflowModel(Model[TensorflowVector]):
         targets = dict(self._named_vars(trainable))
         shapes = {name: tuple(var.shape) for name, var in targets.items()}
         context = "trainable weights" if trainable else "weights"
-        check_vector(weights, TensorflowVector, shapes, context, "TensorflowModel")
+        self._check_weights(weights, shapes, context)
         with tf.device(self._device):
             for name, var in targets.items():
                 var.assign(tf.cast(weights.coefs[name], var.dtype))
@@ -282,7 +282,9 @@ class TensorflowModel(Model[TensorflowVector]):
             flat, key = self._flat_batch(batch, max_norm, state.names)
             func = self._fns.get(key)
             if func is None:
-                func = self._fns[key] = self._build_step_fn(state.named, key, flat)
+                func = self._fns[key] = gradients_graph(
+                    self._model, self._loss, state.named, key, flat
+                )
             grads, loss = func(*flat)
         self._loss_history.append(loss)
         return TensorflowVector(dict(zip(state.names, grads, strict=True)))
@@ -365,77 +367,6 @@ class TensorflowModel(Model[TensorflowVector]):
                 # var -= alpha * value, i.e. var += scale * value, in one op
                 tf.raw_ops.ResourceApplyGradientDescent(var=raw.handle, alpha=alpha, delta=value)
 
-    def _build_step_fn(self, named: list[tuple[str, Any]], key: tuple, flat: list[Any]) -> Any:
-        """Trace the gradients function for one batch structure, with a free batch size.
-
-        Calling the concrete function skips `tf.function`'s per-call signature
-        matching, a large share of a small model's step.
-        """
-        body = self._batch_body(named, key)
-        return tf.function(body).get_concrete_function(*batch_specs(key, flat))
-
-    def _batch_body(
-        self, named: list[tuple[str, Any]], key: tuple
-    ) -> Callable[..., tuple[list[tf.Tensor], tf.Tensor]]:
-        """Return `f(*flat_batch) -> (grads, loss)` for the batch structure `key`."""
-        kind, _, multi, n_inputs, has_y, has_w, _ = key
-        variables = [var for _, var in named]
-        body = self._grads if kind == "grads" else self._clipped_grads
-
-        def grads_and_loss(*args: tf.Tensor) -> tuple[list[tf.Tensor], tf.Tensor]:
-            inputs: Any = list(args[:n_inputs]) if multi else args[0]
-            rest = list(args[n_inputs:])
-            y_true = rest.pop(0) if has_y else None
-            s_wght = rest.pop(0) if has_w else None
-            return body(variables, inputs, y_true, s_wght, *rest)
-
-        return grads_and_loss
-
-    def _forward_losses(self, inputs: Any, y_true: Any) -> tf.Tensor:
-        y_pred = self._model(inputs, training=True)
-        return samplewise(self._loss(y_true, y_pred))
-
-    def _grads(
-        self, variables: list[Any], inputs: Any, y_true: Any, s_wght: Any
-    ) -> tuple[list[tf.Tensor], tf.Tensor]:
-        """Batch-averaged gradients and loss (traced into a graph)."""
-        with tf.GradientTape() as tape:
-            s_loss = self._forward_losses(inputs, y_true)
-            if s_wght is not None:
-                s_loss = s_loss * tf.cast(s_wght, s_loss.dtype)
-            loss = tf.reduce_mean(s_loss)
-        grads = tape.gradient(loss, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO)
-        return [tf.convert_to_tensor(g) for g in grads], loss
-
-    def _clipped_grads(
-        self, variables: list[Any], inputs: Any, y_true: Any, s_wght: Any, max_norm: tf.Tensor
-    ) -> tuple[list[tf.Tensor], tf.Tensor]:
-        """Average of sample-wise gradients clipped to `max_norm` (traced into a graph).
-
-        Sample-wise gradients are the rows of the jacobian of the sample-wise
-        losses, which TensorFlow vectorizes (pfor).
-        """
-        with tf.GradientTape() as tape:
-            s_loss = self._forward_losses(inputs, y_true)
-        jacobians = tape.jacobian(
-            s_loss, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO
-        )
-        n_samples = tf.shape(s_loss)[0]
-        sq_norms = tf.add_n(
-            [
-                tf.reduce_sum(tf.square(tf.reshape(jac, [n_samples, -1])), axis=1)
-                for jac in jacobians
-            ]
-        )
-        scale = tf.minimum(tf.cast(1.0, sq_norms.dtype), max_norm / tf.sqrt(sq_norms))
-        if s_wght is not None:
-            s_wght = tf.cast(s_wght, scale.dtype)
-            scale = scale * s_wght
-            s_loss = s_loss * s_wght
-        scale = scale / tf.cast(n_samples, scale.dtype)
-        grads = [tf.tensordot(scale, jac, axes=1) for jac in jacobians]
-        return grads, tf.reduce_mean(s_loss)
-
     # -- inference -------------------------------------------------------------------------------
 
     def compute_batch_predictions(
@@ -471,9 +402,13 @@ class TensorflowModel(Model[TensorflowVector]):
                 for batch in batches:
                     yield tuple(part for part in split_batch(batch) if part is not None)
 
-            dataset = generate()
+            dataset, steps = generate(), len(batches)
+        else:
+            steps = None
         with tf.device(self._device):
-            return self._model.evaluate(dataset, return_dict=True, verbose=0)  # type: ignore[no-any-return]
+            return self._model.evaluate(  # type: ignore[no-any-return]
+                dataset, steps=steps, return_dict=True, verbose=0
+            )
 
     def _compile(self) -> None:
         """Compile the Keras model with our loss and metrics (for `evaluate`)."""

@@ -11,7 +11,8 @@ import numpy as np
 import torch
 
 from flwr_declearn.data import Batch
-from flwr_declearn.model._model_utils import check_vector, require_pickle_permission, split_batch
+from flwr_declearn.model._clipping import clip_and_average
+from flwr_declearn.model._model_utils import require_pickle_permission, split_batch
 from flwr_declearn.model.api import Model
 from flwr_declearn.model.torch._device import AutoDeviceModule
 from flwr_declearn.model.torch._naming import canonical_names as build_canonical_names
@@ -210,7 +211,7 @@ class TorchModel(Model[TorchVector]):
         targets = self._targets(trainable)
         context = "trainable weights" if trainable else "weights"
         shapes = {name: tuple(tensor.shape) for name, tensor in targets.items()}
-        check_vector(weights, TorchVector, shapes, context, "TorchModel")
+        self._check_weights(weights, shapes, context)
         with torch.no_grad():
             for name, tensor in targets.items():
                 tensor.copy_(weights.coefs[name])  # (a view of the weight in canonical layout)
@@ -268,15 +269,8 @@ class TorchModel(Model[TorchVector]):
                 f"in training mode, do not support 'max_norm'. Original error: {exc}"
             ) from exc
         with torch.no_grad():
-            n_samples = s_loss.shape[0]
-            sq_norms = sum(g.reshape(n_samples, -1).square().sum(dim=1) for g in grads.values())
-            scale = torch.clamp(max_norm / torch.sqrt(sq_norms), max=1.0)  # type: ignore[arg-type]
-            if s_wght is not None:
-                scale = scale * s_wght
-                s_loss = s_loss * s_wght
-            scale = scale / n_samples
-            out = {n: torch.tensordot(scale, g, dims=1) for n, g in grads.items()}
-            self._loss_history.append(s_loss.mean())
+            out, loss = clip_and_average(grads, s_loss, s_wght, max_norm, _TorchClipOps)
+            self._loss_history.append(loss)
         if self._canon is not None:
             out = self._canon.to_canonical(out, permute)
         return TorchVector(out)
@@ -373,6 +367,38 @@ def _to_numpy(data: Any) -> np.ndarray:
     if isinstance(data, torch.Tensor):
         return data.detach().cpu().numpy()  # type: ignore[no-any-return]
     return np.asarray(data)
+
+
+class _TorchClipOps:
+    """torch operations of `clip_and_average`."""
+
+    @staticmethod
+    def row_sq_norms(grads: torch.Tensor) -> torch.Tensor:
+        return grads.reshape(grads.shape[0], -1).square().sum(dim=1)
+
+    @staticmethod
+    def at_most_one(values: torch.Tensor) -> torch.Tensor:
+        return torch.clamp(values, max=1.0)
+
+    @staticmethod
+    def sqrt(values: torch.Tensor) -> torch.Tensor:
+        return torch.sqrt(values)
+
+    @staticmethod
+    def mean(values: torch.Tensor) -> torch.Tensor:
+        return values.mean()
+
+    @staticmethod
+    def like(values: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+        return values.to(other.dtype)
+
+    @staticmethod
+    def n_rows(values: torch.Tensor) -> int:
+        return int(values.shape[0])
+
+    @staticmethod
+    def combine(scale: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
+        return torch.tensordot(scale, grads, dims=1)
 
 
 def _shape(tensor: torch.Tensor) -> Any:
