@@ -33,7 +33,7 @@ class _MissingMeta(type):
         raise NotImplementedError(f"'{cls.__qualname__}' is not provided by flwr_declearn.")
 
     def __getattr__(cls, attr: str) -> Any:
-        if attr.startswith("__"):
+        if attr.startswith("_"):
             raise AttributeError(attr)
         raise NotImplementedError(f"'{cls.__qualname__}.{attr}' is not provided by flwr_declearn.")
 
@@ -45,6 +45,32 @@ def missing(qualname: str) -> type:
     """Return a placeholder class standing for declearn's `qualname`."""
     _log_missing(qualname)
     return _MissingMeta(qualname, (), {"__qualname__": qualname, "__module__": "declearn"})
+
+
+# Lower-case names of declearn's API that its tests import; any other lower-case
+# name is an ordinary missing attribute (tools such as torch's inductor probe
+# modules for names like `torch` and must get an AttributeError).
+_API_FUNCTIONS = frozenset(
+    {
+        "access_registered",
+        "access_registration_info",
+        "access_types_mapping",
+        "aggregate_data_info",
+        "build_keras_loss",
+        "create_types_registry",
+        "get_data_info_fields_documentation",
+        "list_optim_modules",
+        "list_optim_regularizers",
+        "list_rate_schedulers",
+        "register_data_info_field",
+        "register_from_attr",
+        "register_type",
+        "register_vector_type",
+        "save_data_array",
+        "select_device",
+        "set_device_policy",
+    }
+)
 
 
 def _public(module: ModuleType) -> list[str]:
@@ -74,6 +100,8 @@ def reexport(name: str, namespace: dict[str, Any], *sources: str) -> Callable[[s
         for module in modules:
             if hasattr(module, attr):
                 return getattr(module, attr)
+        if not (attr[:1].isupper() or attr in _API_FUNCTIONS):
+            raise AttributeError(f"module '{name}' has no attribute '{attr}'")
         placeholder = missing(f"{name}.{attr}")
         namespace[attr] = placeholder
         return placeholder
