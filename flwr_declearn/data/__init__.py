@@ -1,9 +1,30 @@
 """Data: batches, in-memory datasets, data_info aggregation."""
 
-from flwr_declearn.data._data_info import aggregate_data_info
+from flwr_declearn.data._data_info import (
+    ClassesField,
+    DataInfoField,
+    DataTypeField,
+    FeaturesShapeField,
+    NbSamplesField,
+    aggregate_data_info,
+    get_data_info_fields_documentation,
+    register_data_info_field,
+)
 from flwr_declearn.data._dataset import Batch, DataSpecs, InMemoryDataset
 
-__all__ = ["Batch", "DataSpecs", "InMemoryDataset", "aggregate_data_info"]
+__all__ = [
+    "Batch",
+    "ClassesField",
+    "DataInfoField",
+    "DataSpecs",
+    "DataTypeField",
+    "FeaturesShapeField",
+    "InMemoryDataset",
+    "NbSamplesField",
+    "aggregate_data_info",
+    "get_data_info_fields_documentation",
+    "register_data_info_field",
+]
 
 from flwr_declearn.data._partition import (
     PartitionScheme,
