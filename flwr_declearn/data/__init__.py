@@ -11,6 +11,7 @@ from flwr_declearn.data._data_info import (
     register_data_info_field,
 )
 from flwr_declearn.data._dataset import Batch, DataSpecs, InMemoryDataset
+from flwr_declearn.data._io import load_data_array, save_data_array
 
 __all__ = [
     "Batch",
@@ -23,7 +24,9 @@ __all__ = [
     "NbSamplesField",
     "aggregate_data_info",
     "get_data_info_fields_documentation",
+    "load_data_array",
     "register_data_info_field",
+    "save_data_array",
 ]
 
 from flwr_declearn.data._partition import (

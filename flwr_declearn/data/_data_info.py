@@ -87,7 +87,11 @@ def register_data_info_field(cls: type[DataInfoField]) -> type[DataInfoField]:
 
 def get_data_info_fields_documentation() -> dict[str, str]:
     """Return `{field name: description}` for every registered data_info field."""
-    return {name: cls.doc for name, cls in access_types_mapping("DataInfoField").items()}
+    return {name: cls.doc for name, cls in _fields().items()}
+
+
+def _fields() -> dict[str, type[DataInfoField]]:
+    return access_types_mapping("DataInfoField")  # type: ignore[return-value]
 
 
 @register_data_info_field
@@ -100,7 +104,7 @@ class NbSamplesField(DataInfoField):
 
     @classmethod
     def is_valid(cls, value: Any) -> bool:
-        return isinstance(value, int | np.integer) and not isinstance(value, bool) and value >= 0
+        return value is not None and _is_dim(value)
 
     @classmethod
     def combine(cls, *values: Any) -> int:
@@ -119,7 +123,7 @@ class ClassesField(DataInfoField):
     @classmethod
     def is_valid(cls, value: Any) -> bool:
         if isinstance(value, np.ndarray):
-            return value.ndim == 1
+            return bool(value.ndim == 1)
         return isinstance(value, list | set | tuple)
 
     @classmethod
@@ -134,7 +138,7 @@ class ClassesField(DataInfoField):
 def _is_dim(dim: Any) -> bool:
     if dim is None:
         return True
-    return isinstance(dim, int | np.integer) and not isinstance(dim, bool) and dim >= 0
+    return isinstance(dim, int | np.integer) and not isinstance(dim, bool) and bool(dim >= 0)
 
 
 @register_data_info_field
@@ -223,7 +227,7 @@ def aggregate_data_info(
                 "Missing required data_info fields: "
                 + ", ".join(f"'{f}' (in dict #{i})" for f, i in sorted(missing.items()))
             )
-    known = access_types_mapping("DataInfoField")
+    known = _fields()
     unknown = [f for f in fields if f not in known]
     if unknown:
         warnings.warn(
