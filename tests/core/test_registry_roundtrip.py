@@ -33,11 +33,14 @@ EXAMPLE_CONFIGS: dict[tuple[str, str], dict[str, Any]] = {
         "warmup": 5,
     },
     ("Scheduler", "warmup-rounds"): {"base": 0.1, "warmup": 3},
+    ("Metric", "multi-classif"): {"labels": [0, 1, 2]},
+    ("Metric", "binary-roc"): {"scale": 0.05, "bound": [0.0, 1.0]},
 }
 SPEC_GROUPS = ("OptiModule", "Regularizer", "Scheduler", "Metric")
 # Groups whose round trip is tested elsewhere: Vectors travel as named arrays
-# (tests/core/test_vector.py), Models by the contract suite (tests/model/).
-OTHER_GROUPS = {"Vector", "Model"}
+# (tests/core/test_vector.py), Models by the contract suite (tests/model/);
+# data_info fields are classes, not configured objects (tests/core/test_data.py).
+OTHER_GROUPS = {"Vector", "Model", "DataInfoField"}
 
 
 def all_spec_types() -> list[tuple[str, str]]:
