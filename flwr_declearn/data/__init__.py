@@ -1,5 +1,6 @@
 """Data: batches, in-memory datasets, data_info aggregation."""
 
+from flwr_declearn.data._adapters import as_dataset, from_hf_dataset, from_tf_dataset, from_torch
 from flwr_declearn.data._data_info import (
     ClassesField,
     DataInfoField,
@@ -23,6 +24,10 @@ __all__ = [
     "InMemoryDataset",
     "NbSamplesField",
     "aggregate_data_info",
+    "as_dataset",
+    "from_hf_dataset",
+    "from_tf_dataset",
+    "from_torch",
     "get_data_info_fields_documentation",
     "load_data_array",
     "register_data_info_field",

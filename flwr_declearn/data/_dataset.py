@@ -274,18 +274,19 @@ class InMemoryDataset:
             for _ in range(n_batches):
                 idx = np.flatnonzero(self._rng.random(n_samples) < rate)
                 if idx.size:
-                    yield self._take(idx)
+                    yield self.take(idx)
             return
         if replacement:
             for _ in range(n_batches):
-                yield self._take(self._rng.integers(0, n_samples, size=batch_size))
+                yield self.take(self._rng.integers(0, n_samples, size=batch_size))
             return
         order = self._rng.permutation(n_samples) if shuffle else np.arange(n_samples)
         for start in range(0, n_batches * batch_size, batch_size):
             idx = order[start : start + batch_size]
-            yield self._take(idx) if shuffle else self._slice(start, start + len(idx))
+            yield self.take(idx) if shuffle else self._slice(start, start + len(idx))
 
-    def _take(self, idx: np.ndarray) -> Batch:
+    def take(self, idx: np.ndarray) -> Batch:
+        """Return the samples at positions `idx` as a batch (numpy arrays, or CSR rows)."""
         return (
             self._x[idx],
             None if self._y is None else self._y[idx],

@@ -140,7 +140,7 @@ def partition_dataset(
     )
     return [
         InMemoryDataset(
-            *dataset._take(idx),
+            *dataset.take(idx),
             expose_classes=dataset.expose_classes,
             expose_data_type=dataset.expose_data_type,
             seed=None if dataset.seed is None else dataset.seed + i,

@@ -77,12 +77,14 @@ def _default_group(cls: type) -> str:
 
 
 @overload
-def register_type(cls: T, name: str | None = None, group: str | None = None) -> T: ...
+def register_type(
+    cls: T, name: str | None = None, group: str | None = None, repl: bool = False
+) -> T: ...
 
 
 @overload
 def register_type(
-    cls: None = None, name: str | None = None, group: str | None = None
+    cls: None = None, name: str | None = None, group: str | None = None, repl: bool = False
 ) -> Callable[[T], T]: ...
 
 

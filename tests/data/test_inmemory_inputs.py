@@ -115,5 +115,5 @@ def test_partitioning_a_dataframe_dataset_keeps_rows_aligned(frame: pd.DataFrame
     shards = partition_dataset(InMemoryDataset(frame, target="y"), 3, "iid", seed=0)
     assert sum(len(s) for s in shards) == 12
     for shard in shards:
-        x, y, _ = shard._take(np.arange(len(shard)))
+        x, y, _ = shard.take(np.arange(len(shard)))
         np.testing.assert_array_equal(y, x[:, 0].astype(int) % 3)
