@@ -159,6 +159,9 @@ def main() -> int:
     parser.add_argument("--cache", type=Path, default=ROOT / ".declearn-compat")
     parser.add_argument("--failures", type=Path, help="write failing tests (Markdown) here")
     parser.add_argument("--expected", type=Path, help="known failures: one node id per line")
+    parser.add_argument(
+        "--write-expected", type=Path, help="write the failing node ids (with reasons) here"
+    )
     parser.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
     args = parser.parse_args()
     areas = [a for a in args.areas.split(",") if a]
@@ -173,6 +176,13 @@ def main() -> int:
     if args.failures:
         args.failures.write_text(failures_markdown(records), encoding="utf-8")
     failing = {r["nodeid"] for r in records if r["outcome"] in ("failed", "error")}
+    if args.write_expected:
+        lines = [
+            f"{r['nodeid']}  # {r['reason'][:160]}"
+            for r in sorted(records, key=lambda r: r["nodeid"])
+            if r["nodeid"] in failing
+        ]
+        args.write_expected.write_text("\n".join(lines) + "\n", encoding="utf-8")
     if not records:
         print("no test ran")
         return 1
