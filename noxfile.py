@@ -1,4 +1,4 @@
-"""Developer sessions: `python3 -m nox` runs lint, typecheck, tests-core and tests.
+"""Developer sessions: `python3 -m nox` runs lint, typecheck, tests-core, tests and declearn-compat.
 
 Each session installs into its own virtualenv under `.nox/`, so a fresh machine
 needs nothing but `pip install nox`.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import nox
 
-nox.options.sessions = ["lint", "typecheck", "tests-core", "tests"]
+nox.options.sessions = ["lint", "typecheck", "tests-core", "tests", "declearn-compat"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
 
