@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from flwr_declearn.data import InMemoryDataset, load_data_array, partition_dataset, save_data_array
 
@@ -117,3 +120,34 @@ def test_partitioning_a_dataframe_dataset_keeps_rows_aligned(frame: pd.DataFrame
     for shard in shards:
         x, y, _ = shard.take(np.arange(len(shard)))
         np.testing.assert_array_equal(y, x[:, 0].astype(int) % 3)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 3) | st.text(max_size=6),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner),
+    max_leaves=6,
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    dump=st.dictionaries(
+        st.sampled_from(["config", "other"]),
+        st.dictionaries(
+            st.sampled_from(
+                ["data", "target", "s_wght", "f_cols", "expose_classes", "expose_data_type", "seed"]
+            ),
+            json_values,
+        )
+        | json_values,
+    )
+)
+def test_malformed_json_configs_fail_with_a_clear_error(dump: Any, tmp_path: Path) -> None:
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(dump))
+    try:
+        InMemoryDataset.load_from_json(path)
+    except (KeyError, ValueError, TypeError, OSError):
+        pass
