@@ -80,8 +80,14 @@ def _public(module: ModuleType) -> list[str]:
     return list(names)
 
 
-def reexport(name: str, namespace: dict[str, Any], *sources: str) -> Callable[[str], Any]:
-    """Copy the public names of `sources` into `namespace`; return its `__getattr__`."""
+def reexport(
+    name: str, namespace: dict[str, Any], *sources: str, elsewhere: dict[str, str] | None = None
+) -> Callable[[str], Any]:
+    """Copy the public names of `sources` into `namespace`; return its `__getattr__`.
+
+    `elsewhere` maps names that live in another of our modules to that module
+    (imported on first use).
+    """
     modules: list[ModuleType] = []
     for source in sources:
         try:
@@ -100,6 +106,10 @@ def reexport(name: str, namespace: dict[str, Any], *sources: str) -> Callable[[s
         for module in modules:
             if hasattr(module, attr):
                 return getattr(module, attr)
+        if elsewhere and attr in elsewhere:
+            found = getattr(importlib.import_module(elsewhere[attr]), attr, None)
+            if found is not None:
+                return found
         if not (attr[:1].isupper() or attr in _API_FUNCTIONS):
             raise AttributeError(f"module '{name}' has no attribute '{attr}'")
         placeholder = missing(f"{name}.{attr}")

@@ -2,4 +2,9 @@
 
 from declearn._shim import reexport
 
-__getattr__ = reexport(__name__, globals(), "flwr_declearn.model.tensorflow")
+__getattr__ = reexport(
+    __name__,
+    globals(),
+    "flwr_declearn.model.tensorflow",
+    elsewhere={"TensorflowOptiModule": "flwr_declearn.optimizer.modules"},
+)

@@ -2,4 +2,9 @@
 
 from declearn._shim import reexport
 
-__getattr__ = reexport(__name__, globals(), "flwr_declearn.model.torch")
+__getattr__ = reexport(
+    __name__,
+    globals(),
+    "flwr_declearn.model.torch",
+    elsewhere={"TorchOptiModule": "flwr_declearn.optimizer.modules"},
+)
