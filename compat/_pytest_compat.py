@@ -10,6 +10,7 @@ the file named by `DECLEARN_COMPAT_LOG`.
 from __future__ import annotations
 
 import ast
+import importlib.metadata
 import importlib.util
 import json
 import os
@@ -46,7 +47,23 @@ def _install() -> None:
         sys.modules.setdefault(name, _stub_module(name))
 
 
+def _see_tensorflow_cpu() -> None:
+    """Let declearn's test helpers (they look for "tensorflow") see tensorflow-cpu."""
+    original = importlib.metadata.distribution
+
+    def distribution(name: str) -> importlib.metadata.Distribution:
+        try:
+            return original(name)
+        except importlib.metadata.PackageNotFoundError:
+            if name == "tensorflow":
+                return original("tensorflow-cpu")
+            raise
+
+    importlib.metadata.distribution = distribution  # type: ignore[assignment]
+
+
 _install()  # at plug-in import: before the test tree's conftest files load
+_see_tensorflow_cpu()
 
 
 def _reason(report: pytest.TestReport | pytest.CollectReport) -> str:
