@@ -1,4 +1,4 @@
-"""Developer sessions: `python3 -m nox` runs lint, typecheck, tests-core and tests.
+"""Developer sessions: `python3 -m nox` runs lint, typecheck, tests-core, tests and declearn-compat.
 
 Each session installs into its own virtualenv under `.nox/`, so a fresh machine
 needs nothing but `pip install nox`.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import nox
 
-nox.options.sessions = ["lint", "typecheck", "tests-core", "tests"]
+nox.options.sessions = ["lint", "typecheck", "tests-core", "tests", "declearn-compat"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
 
@@ -50,3 +50,27 @@ def typecheck(session: nox.Session) -> None:
     """Type checks with mypy."""
     session.install("-e", ".[all]", "mypy")
     session.run("mypy", "flwr_declearn")
+
+
+@nox.session(name="declearn-compat")
+def declearn_compat(session: nox.Session) -> None:
+    """declearn 2.9.1's own tests (areas we implement) through the `declearn` shim in compat/.
+
+    Fails on any failure that `compat/expected_failures.txt` (each listed in the
+    README's "Differences from declearn 2.9.1") does not expect.
+    """
+    session.install("-e", ".[all]", "pytest", "scikit-learn", "scipy", "pandas")
+    session.run(
+        "python",
+        "-c",
+        "import importlib.metadata as m, sys\n"
+        "try:\n    m.distribution('declearn')\nexcept m.PackageNotFoundError:\n    sys.exit(0)\n"
+        "sys.exit('declearn is installed: the shim must be the only declearn')",
+    )
+    session.run(
+        "python",
+        "compat/run_declearn_tests.py",
+        "--expected",
+        "compat/expected_failures.txt",
+        *session.posargs,
+    )

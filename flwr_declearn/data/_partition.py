@@ -128,7 +128,7 @@ def partition_dataset(
             raise ValueError(f"The {scheme!r} partition scheme needs a dataset with targets.")
         labels = np.zeros(len(dataset), dtype=np.int64)
     else:
-        labels = dataset.target
+        labels = np.asarray(dataset._y)
     parts = partition_indices(
         labels,
         n_partitions,
@@ -140,9 +140,9 @@ def partition_dataset(
     )
     return [
         InMemoryDataset(
-            dataset.data[idx],
-            None if dataset.target is None else dataset.target[idx],
-            None if dataset.s_wght is None else dataset.s_wght[idx],
+            *dataset.take(idx),
+            expose_classes=dataset.expose_classes,
+            expose_data_type=dataset.expose_data_type,
             seed=None if dataset.seed is None else dataset.seed + i,
         )
         for i, idx in enumerate(parts)

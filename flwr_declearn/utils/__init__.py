@@ -9,6 +9,7 @@ from flwr_declearn.utils._registry import (
     access_types_mapping,
     build_from_spec,
     create_types_registry,
+    register_from_attr,
     register_type,
 )
 
@@ -23,6 +24,7 @@ __all__ = [
     "get_device_policy",
     "json_dumps",
     "json_loads",
+    "register_from_attr",
     "register_type",
     "require",
     "set_device_policy",

@@ -16,6 +16,7 @@ __all__ = [
     "access_registration_info",
     "access_types_mapping",
     "create_types_registry",
+    "register_from_attr",
     "register_type",
 ]
 
@@ -48,13 +49,16 @@ def create_types_registry(base: T | None = None, name: str | None = None) -> T |
     Raises
     ------
     KeyError
-        If a group with that name already exists for another base class.
+        If a group with that name already exists.
     """
 
     def decorate(cls: T) -> T:
         group = name or cls.__name__
-        if group in _BASES and _BASES[group] is not cls:
-            raise KeyError(f"A types registry named '{group}' already exists.")
+        if group in _BASES:
+            raise KeyError(
+                f"A types registry named '{group}' already exists "
+                f"(for {_BASES[group].__module__}.{_BASES[group].__qualname__})."
+            )
         _BASES[group] = cls
         _REGISTRIES.setdefault(group, {})
         return cls
@@ -67,16 +71,20 @@ def _default_group(cls: type) -> str:
         for group, base in _BASES.items():
             if base is parent:
                 return group
-    raise KeyError(f"No types registry found for a parent class of '{cls.__name__}'.")
-
-
-@overload
-def register_type(cls: T, name: str | None = None, group: str | None = None) -> T: ...
+    raise TypeError(
+        f"No types registry is open for a parent class of '{cls.__name__}': name its group."
+    )
 
 
 @overload
 def register_type(
-    cls: None = None, name: str | None = None, group: str | None = None
+    cls: T, name: str | None = None, group: str | None = None, repl: bool = False
+) -> T: ...
+
+
+@overload
+def register_type(
+    cls: None = None, name: str | None = None, group: str | None = None, repl: bool = False
 ) -> Callable[[T], T]: ...
 
 
@@ -105,7 +113,8 @@ def register_type(
         If the name is taken in the group (and `repl` is False), or the
         group does not exist.
     TypeError
-        If `cls` does not inherit the group's base class.
+        If `cls` does not inherit the group's base class, or `group` is
+        None and no parent class of `cls` opened a group.
     """
 
     def decorate(typ: T) -> T:
@@ -117,7 +126,7 @@ def register_type(
             raise TypeError(f"'{typ.__name__}' does not inherit '{base.__name__}' (group '{grp}').")
         key = name or typ.__name__
         registry = _REGISTRIES[grp]
-        if key in registry and registry[key] is not typ and not repl:
+        if key in registry and not repl:
             raise KeyError(
                 f"Name '{key}' is already registered in group '{grp}' "
                 f"(by {registry[key].__module__}.{registry[key].__qualname__})."
@@ -153,19 +162,40 @@ def access_registered(name: str, group: str | None = None) -> type:
     return registry[name]
 
 
-def access_registration_info(cls: type) -> tuple[str, str]:
-    """Return the `(name, group)` under which `cls` is registered.
+def register_from_attr(cls: T, attr: str, group: str | None = None, repl: bool = False) -> T:
+    """Register `cls` under the name held by its class attribute `attr`.
+
+    Raises
+    ------
+    TypeError
+        If `cls.attr` is not a str; see `register_type` for the rest.
+    """
+    key = getattr(cls, attr, None)
+    if not isinstance(key, str):
+        raise TypeError(
+            f"Cannot register '{cls.__qualname__}' by its '{attr}' attribute: "
+            f"expected a str, found {key!r}."
+        )
+    return register_type(cls, name=key, group=group, repl=repl)
+
+
+def access_registration_info(cls: type, group: str | None = None) -> tuple[str, str]:
+    """Return the `(name, group)` under which `cls` is registered (in `group`, or any group).
 
     Raises
     ------
     KeyError
-        If `cls` is not registered.
+        If `cls` is not registered (in `group`), or `group` does not exist.
     """
-    for group, registry in _REGISTRIES.items():
-        for key, typ in registry.items():
+    if group is not None and group not in _REGISTRIES:
+        raise KeyError(f"No types registry named '{group}'; known: {sorted(_REGISTRIES)}.")
+    groups = [group] if group is not None else list(_REGISTRIES)
+    for grp in groups:
+        for key, typ in _REGISTRIES[grp].items():
             if typ is cls:
-                return key, group
-    raise KeyError(f"Type '{cls.__module__}.{cls.__qualname__}' is not registered.")
+                return key, grp
+    where = f" in group '{group}'" if group is not None else ""
+    raise KeyError(f"Type '{cls.__module__}.{cls.__qualname__}' is not registered{where}.")
 
 
 def access_types_mapping(group: str) -> dict[str, type]:

@@ -10,6 +10,7 @@ from flwr_declearn.utils import (
     access_types_mapping,
     build_from_spec,
     create_types_registry,
+    register_from_attr,
     register_type,
 )
 
@@ -90,3 +91,52 @@ def test_build_from_spec_accepts_instances_names_and_name_config_pairs() -> None
         build_from_spec(42, "TestWidget")
     with pytest.raises(TypeError, match="must be a dict"):
         build_from_spec(("big-widget", [1]), "TestWidget")
+
+
+def test_opening_a_group_twice_raises() -> None:
+    class Gadget:
+        pass
+
+    create_types_registry(Gadget, "TestGadget")
+    with pytest.raises(KeyError, match="'TestGadget' already exists"):
+        create_types_registry(Gadget, "TestGadget")
+
+
+def test_registering_a_taken_name_raises_even_for_the_same_type() -> None:
+    @register_type(name="twice", group="TestWidget")
+    class Twice(Widget):
+        pass
+
+    with pytest.raises(KeyError, match="already registered"):
+        register_type(Twice, name="twice", group="TestWidget")
+
+
+def test_type_without_a_registered_parent_needs_an_explicit_group() -> None:
+    class Orphan:
+        pass
+
+    with pytest.raises(TypeError, match="name its group"):
+        register_type(Orphan, name="orphan")
+    with pytest.raises(KeyError, match="No types registry named"):
+        register_type(Orphan, name="orphan", group="TestNoSuchGroup")
+
+
+def test_register_from_attr_uses_the_class_attribute_as_name() -> None:
+    class Named(Widget):
+        ident = "named-widget"
+
+    class Unnamed(Widget):
+        ident = None
+
+    register_from_attr(Named, "ident", group="TestWidget")
+    assert access_registered("named-widget", "TestWidget") is Named
+    with pytest.raises(TypeError, match="'ident' attribute"):
+        register_from_attr(Unnamed, "ident", group="TestWidget")
+
+
+def test_registration_info_can_be_restricted_to_a_group() -> None:
+    assert access_registration_info(BigWidget, group="TestWidget") == ("big-widget", "TestWidget")
+    with pytest.raises(KeyError, match="not registered in group 'Vector'"):
+        access_registration_info(BigWidget, group="Vector")
+    with pytest.raises(KeyError, match="No types registry named 'TestNope'"):
+        access_registration_info(BigWidget, group="TestNope")

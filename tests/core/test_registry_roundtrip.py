@@ -37,11 +37,14 @@ EXAMPLE_CONFIGS: dict[tuple[str, str], dict[str, Any]] = {
     ("Aggregator", "clipped-mean"): {"max_norm": 1.0},
     ("OptiModule", "torch-optim"): {"optim_cls": "torch.optim.SGD", "kwargs": {"momentum": 0.9}},
     ("OptiModule", "tensorflow-optim"): {"optim": "adam"},
+    ("Metric", "multi-classif"): {"labels": [0, 1, 2]},
+    ("Metric", "binary-roc"): {"scale": 0.05, "bound": [0.0, 1.0]},
 }
 SPEC_GROUPS = ("OptiModule", "Regularizer", "Scheduler", "Metric", "Aggregator")
 # Groups whose round trip is tested elsewhere: Vectors travel as named arrays
-# (tests/core/test_vector.py), Models by the contract suite (tests/model/).
-OTHER_GROUPS = {"Vector", "Model"}
+# (tests/core/test_vector.py), Models by the contract suite (tests/model/);
+# data_info fields are classes, not configured objects (tests/core/test_data.py).
+OTHER_GROUPS = {"Vector", "Model", "DataInfoField"}
 
 
 def all_spec_types() -> list[tuple[str, str]]:

@@ -3,9 +3,19 @@
 from flwr_declearn.model.api._model import Model
 from flwr_declearn.model.api._vector import (
     Vector,
+    VectorNamesError,
+    VectorSpec,
     VectorSpecError,
     load_vector_type,
     register_vector_type,
 )
 
-__all__ = ["Model", "Vector", "VectorSpecError", "load_vector_type", "register_vector_type"]
+__all__ = [
+    "Model",
+    "Vector",
+    "VectorNamesError",
+    "VectorSpec",
+    "VectorSpecError",
+    "load_vector_type",
+    "register_vector_type",
+]

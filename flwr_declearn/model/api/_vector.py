@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import numbers
 import operator
-from abc import ABCMeta, abstractmethod
+from abc import ABCMeta
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
 import numpy as np
 
-from flwr_declearn.utils._registry import create_types_registry, register_type
+from flwr_declearn.utils._registry import (
+    access_registered,
+    access_registration_info,
+    create_types_registry,
+    register_type,
+)
 
-__all__ = ["Vector", "VectorSpecError", "register_vector_type"]
+__all__ = [
+    "Vector",
+    "VectorNamesError",
+    "VectorSpec",
+    "VectorSpecError",
+    "register_vector_type",
+]
 
 T = TypeVar("T")
 
@@ -40,11 +52,47 @@ class VectorSpecError(ValueError):
     """Two Vectors do not share the same specs (names, shapes, dtypes)."""
 
 
-def register_vector_type(*array_types: type) -> Callable[[type[Vector]], type[Vector]]:
-    """Register a Vector subclass (type registry group "Vector") and the array types it wraps."""
+class VectorNamesError(VectorSpecError, KeyError):
+    """Two Vectors hold different names (a KeyError too, as declearn raises)."""
+
+    __str__ = ValueError.__str__  # KeyError's would quote the message
+
+
+@dataclasses.dataclass
+class VectorSpec:
+    """What `Vector.unflatten` needs to rebuild a Vector from its flat values.
+
+    Attributes
+    ----------
+    names:
+        Names of the arrays, in flattening order.
+    shapes:
+        Shape of each named array.
+    dtypes:
+        Numpy-style dtype name of each named array.
+    v_type:
+        `(name, group)` registration of the Vector subclass, if registered.
+    kwargs:
+        Subclass-specific metadata.
+    """
+
+    names: list[str]
+    shapes: dict[str, tuple[int, ...]]
+    dtypes: dict[str, str]
+    v_type: tuple[str, str] | None = None
+    kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def register_vector_type(
+    *array_types: type, name: str | None = None
+) -> Callable[[type[Vector]], type[Vector]]:
+    """Register a Vector subclass (type registry group "Vector") and the array types it wraps.
+
+    `Vector.build` then wraps arrays of these types into that subclass.
+    """
 
     def decorate(cls: type[Vector]) -> type[Vector]:
-        register_type(cls, name=cls.__name__, group="Vector")
+        register_type(cls, name=name or cls.__name__, group="Vector")
         for typ in array_types:
             _ARRAY_TYPES[typ] = cls
         return cls
@@ -77,7 +125,10 @@ class Vector(Generic[T], metaclass=ABCMeta):
 
     Subclasses implement the array-level primitives (`_sign`, `_sqrt`, ...)
     as static methods, and list the Vector types they absorb in
-    `compatible_vector_types`.
+    `compatible_vector_types`. A subclass written for declearn, which
+    overrides the public methods (`sign`, `minimum`, `sum`, `__eq__`,
+    `flatten`...) instead, works too: a primitive it lacks raises
+    NotImplementedError only when used.
     """
 
     __array_ufunc__ = None  # numpy scalars defer to our reflected operators
@@ -87,60 +138,67 @@ class Vector(Generic[T], metaclass=ABCMeta):
     """Vector types whose instances are converted to this type when mixed in operations."""
 
     def __init__(self, coefs: Mapping[str, T]) -> None:
+        if type(self) is Vector:
+            raise TypeError("Vector is abstract: use Vector.build or a subclass.")
         self.coefs: dict[str, T] = dict(coefs)
 
-    # -- framework primitives --------------------------------------------------------------------
+    # -- framework primitives (each raises NotImplementedError until a subclass defines it) ------
 
     @staticmethod
-    @abstractmethod
     def _to_numpy(value: T) -> np.ndarray:
         """Return a numpy view of an array (a copy only where unavoidable)."""
+        raise NotImplementedError("This Vector type does not convert its arrays to numpy.")
 
     @classmethod
-    @abstractmethod
     def _from_numpy(cls, array: np.ndarray, like: T | None = None) -> T:
         """Turn a numpy array into this framework's array (on `like`'s device, else by policy)."""
+        raise NotImplementedError(f"{cls.__name__} does not build its arrays from numpy.")
 
     @staticmethod
-    @abstractmethod
     def _shape(value: T) -> tuple[int, ...]:
         """Shape of an array."""
+        raise NotImplementedError("This Vector type does not define its arrays' shapes.")
 
     @staticmethod
-    @abstractmethod
     def _dtype(value: T) -> str:
         """Numpy-style dtype name of an array (e.g. 'float32')."""
+        raise NotImplementedError("This Vector type does not define its arrays' dtypes.")
 
     @staticmethod
-    @abstractmethod
-    def _sign(value: T) -> T: ...
+    def _sign(value: T) -> T:
+        raise NotImplementedError("This Vector type does not define `sign`.")
 
     @staticmethod
-    @abstractmethod
-    def _sqrt(value: T) -> T: ...
+    def _sqrt(value: T) -> T:
+        raise NotImplementedError("This Vector type does not define `sqrt`.")
 
     @staticmethod
-    @abstractmethod
-    def _minimum(value: T, other: Any) -> T: ...
+    def _minimum(value: T, other: Any) -> T:
+        raise NotImplementedError("This Vector type does not define `minimum`.")
 
     @staticmethod
-    @abstractmethod
-    def _maximum(value: T, other: Any) -> T: ...
+    def _maximum(value: T, other: Any) -> T:
+        raise NotImplementedError("This Vector type does not define `maximum`.")
 
     @staticmethod
-    @abstractmethod
     def _sum(value: T) -> T:
         """Sum of all entries, as a 0-d array."""
+        raise NotImplementedError("This Vector type does not define `sum`.")
 
     @staticmethod
-    @abstractmethod
     def _vdot(value: T, other: T) -> float:
         """Sum of the element-wise product of two arrays, as a python float."""
+        raise NotImplementedError("This Vector type does not define `dot`.")
 
     @staticmethod
-    @abstractmethod
     def _equal(value: T, other: T) -> bool:
         """Whether two arrays have equal shapes and values."""
+        raise NotImplementedError("This Vector type does not define `==`.")
+
+    @classmethod
+    def _has_specs(cls) -> bool:
+        """Whether this type defines its arrays' shapes and dtypes."""
+        return cls._shape is not Vector._shape and cls._dtype is not Vector._dtype
 
     # -- construction ----------------------------------------------------------------------------
 
@@ -172,14 +230,20 @@ class Vector(Generic[T], metaclass=ABCMeta):
         return {key: self._dtype(val) for key, val in self.coefs.items()}
 
     def check_specs(self, other: Vector) -> None:
-        """Raise a VectorSpecError naming the entries where `other`'s specs differ from ours."""
+        """Raise a VectorSpecError naming the entries where `other`'s specs differ from ours.
+
+        Different names raise a VectorNamesError (also a KeyError); shapes and
+        dtypes are compared where both types define them.
+        """
         if self.coefs.keys() != other.coefs.keys():
             missing = sorted(set(self.coefs) - set(other.coefs))
             extra = sorted(set(other.coefs) - set(self.coefs))
-            raise VectorSpecError(
+            raise VectorNamesError(
                 f"Vector names differ: missing from the other vector: {missing}; "
                 f"unexpected in it: {extra}."
             )
+        if not (self._has_specs() and other._has_specs()):
+            return
         bad = []
         for key, val in self.coefs.items():
             oth = other.coefs[key]
@@ -205,7 +269,14 @@ class Vector(Generic[T], metaclass=ABCMeta):
             return None
         raise TypeError(f"Cannot combine a {type(self).__name__} with a {type(other).__name__}.")
 
-    def _binary(self, other: Any, op: Callable[[Any, Any], Any], reflect: bool = False) -> Any:
+    def _apply_operation(
+        self, other: Any, op: Callable[[Any, Any], Any], reflect: bool = False
+    ) -> Any:
+        """Combine each array with `other`'s (same names and specs) or with a scalar.
+
+        Returns NotImplemented for other operands, so that Python tries
+        `other`'s reflected operator, then raises TypeError.
+        """
         if isinstance(other, Vector):
             coerced = self._coerce(other)
             if coerced is None:
@@ -224,34 +295,34 @@ class Vector(Generic[T], metaclass=ABCMeta):
         return NotImplemented
 
     def __add__(self, other: Any) -> Self:
-        return self._binary(other, operator.add)  # type: ignore[no-any-return]
+        return self._apply_operation(other, operator.add)  # type: ignore[no-any-return]
 
     def __radd__(self, other: Any) -> Self:
-        return self._binary(other, operator.add, reflect=True)  # type: ignore[no-any-return]
+        return self._apply_operation(other, operator.add, reflect=True)  # type: ignore[no-any-return]
 
     def __sub__(self, other: Any) -> Self:
-        return self._binary(other, operator.sub)  # type: ignore[no-any-return]
+        return self._apply_operation(other, operator.sub)  # type: ignore[no-any-return]
 
     def __rsub__(self, other: Any) -> Self:
-        return self._binary(other, operator.sub, reflect=True)  # type: ignore[no-any-return]
+        return self._apply_operation(other, operator.sub, reflect=True)  # type: ignore[no-any-return]
 
     def __mul__(self, other: Any) -> Self:
-        return self._binary(other, operator.mul)  # type: ignore[no-any-return]
+        return self._apply_operation(other, operator.mul)  # type: ignore[no-any-return]
 
     def __rmul__(self, other: Any) -> Self:
-        return self._binary(other, operator.mul, reflect=True)  # type: ignore[no-any-return]
+        return self._apply_operation(other, operator.mul, reflect=True)  # type: ignore[no-any-return]
 
     def __truediv__(self, other: Any) -> Self:
-        return self._binary(other, operator.truediv)  # type: ignore[no-any-return]
+        return self._apply_operation(other, operator.truediv)  # type: ignore[no-any-return]
 
     def __rtruediv__(self, other: Any) -> Self:
-        return self._binary(other, operator.truediv, reflect=True)  # type: ignore[no-any-return]
+        return self._apply_operation(other, operator.truediv, reflect=True)  # type: ignore[no-any-return]
 
     def __pow__(self, other: Any) -> Self:
-        return self._binary(other, operator.pow)  # type: ignore[no-any-return]
+        return self._apply_operation(other, operator.pow)  # type: ignore[no-any-return]
 
     def __rpow__(self, other: Any) -> Self:
-        return self._binary(other, operator.pow, reflect=True)  # type: ignore[no-any-return]
+        return self._apply_operation(other, operator.pow, reflect=True)  # type: ignore[no-any-return]
 
     def __neg__(self) -> Self:
         return type(self)({k: -v for k, v in self.coefs.items()})  # type: ignore[operator]
@@ -330,10 +401,91 @@ class Vector(Generic[T], metaclass=ABCMeta):
         """Build a Vector from numpy arrays, placed per the global device policy."""
         return cls({key: cls._from_numpy(np.asarray(val)) for key, val in data.items()})
 
-    def __repr__(self) -> str:
-        specs = ", ".join(
-            f"{k}: {self._dtype(v)}{list(self._shape(v))}" for k, v in self.coefs.items()
+    def get_vector_specs(self) -> VectorSpec:
+        """Return the names, shapes, dtypes and registered type of this Vector."""
+        try:
+            v_type: tuple[str, str] | None = access_registration_info(type(self))
+        except KeyError:
+            v_type = None
+        return VectorSpec(
+            names=list(self.coefs), shapes=self.shapes(), dtypes=self.dtypes(), v_type=v_type
         )
+
+    def flatten(self) -> tuple[list[float], VectorSpec]:
+        """Return all values as one list of python floats, and the specs to rebuild the Vector.
+
+        Sparse arrays contribute all their entries (zeros included), so that
+        flat vectors of the same specs can be summed entry-wise (as secure
+        aggregation does).
+        """
+        arrays = self.pack()
+        flat = [np.ravel(arr).astype(np.float64, copy=False) for arr in arrays.values()]
+        values = np.concatenate(flat).tolist() if flat else []
+        return values, self.get_vector_specs()
+
+    @classmethod
+    def unflatten(cls, values: list[float], v_spec: VectorSpec) -> Self:
+        """Rebuild a Vector of this type from `flatten`'s output.
+
+        Raises
+        ------
+        KeyError
+            If `v_spec` names another registered Vector type, or lacks the
+            shape or dtype of one of its names.
+        ValueError
+            If the number of values does not match the specs' shapes.
+        """
+        if v_spec.v_type is not None:
+            try:
+                registered = access_registered(*v_spec.v_type)
+            except KeyError:
+                registered = None
+            if registered is not None and registered is not cls:
+                raise KeyError(f"These specs describe a {v_spec.v_type[0]}, not a {cls.__name__}.")
+        missing = [n for n in v_spec.names if n not in v_spec.shapes or n not in v_spec.dtypes]
+        if missing:
+            raise KeyError(f"Vector specs lack the shape or dtype of {missing}.")
+        sizes = [int(np.prod(v_spec.shapes[name], dtype=np.int64)) for name in v_spec.names]
+        if len(values) != sum(sizes):
+            raise ValueError(
+                f"Expected {sum(sizes)} values for these Vector specs, got {len(values)}."
+            )
+        flat = np.asarray(values, dtype=np.float64)
+        arrays: dict[str, np.ndarray] = {}
+        start = 0
+        for name, size in zip(v_spec.names, sizes, strict=True):
+            chunk = flat[start : start + size].reshape(v_spec.shapes[name])
+            arrays[name] = chunk.astype(np.dtype(v_spec.dtypes[name]))
+            start += size
+        return cls.unpack(arrays)
+
+    @staticmethod
+    def build_from_specs(values: list[float], v_spec: VectorSpec) -> Vector:
+        """Rebuild a Vector from `flatten`'s output, of the type its specs name.
+
+        Raises
+        ------
+        TypeError
+            If `v_spec` is not a VectorSpec, or names a type that is not a Vector.
+        KeyError
+            If `v_spec` names no type, or an unregistered one.
+        """
+        if not isinstance(v_spec, VectorSpec):
+            raise TypeError(f"'v_spec' must be a VectorSpec, not {type(v_spec).__name__}.")
+        if v_spec.v_type is None:
+            raise KeyError("These Vector specs do not name their Vector type (v_type is None).")
+        try:
+            cls = access_registered(*v_spec.v_type)
+        except KeyError as exc:
+            raise KeyError(f"No registered type {v_spec.v_type} to rebuild a Vector.") from exc
+        if not (isinstance(cls, type) and issubclass(cls, Vector)):
+            raise TypeError(f"Registered type {v_spec.v_type} is not a Vector subclass.")
+        return cls.unflatten(values, v_spec)
+
+    def __repr__(self) -> str:
+        if not self._has_specs():
+            return f"{type(self).__name__}({self.coefs!r})"
+        specs = ", ".join(f"{k}: {self._dtype(v)}{self._shape(v)}" for k, v in self.coefs.items())
         return f"{type(self).__name__}({{{specs}}})"
 
 

@@ -1,0 +1,10 @@
+"""Shim: declearn's `declearn.model.tensorflow` re-exporting flwr_declearn."""
+
+from declearn._shim import reexport
+
+__getattr__ = reexport(
+    __name__,
+    globals(),
+    "flwr_declearn.model.tensorflow",
+    elsewhere={"TensorflowOptiModule": "flwr_declearn.optimizer.modules"},
+)

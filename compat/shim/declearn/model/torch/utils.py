@@ -1,0 +1,7 @@
+"""Shim: declearn's `declearn.model.torch.utils` re-exporting flwr_declearn."""
+
+from declearn._shim import reexport
+
+__getattr__ = reexport(
+    __name__, globals(), "flwr_declearn.model.torch.utils", "flwr_declearn.model.torch"
+)
