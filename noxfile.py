@@ -50,3 +50,12 @@ def typecheck(session: nox.Session) -> None:
     """Type checks with mypy."""
     session.install("-e", ".[all]", "mypy")
     session.run("mypy", "flwr_declearn")
+
+
+@nox.session(name="tests-agilerl")
+def tests_agilerl(session: nox.Session) -> None:
+    """ILQL loss terms against agilerl 2.58's `ILQL.get_loss` (optional oracle; not default)."""
+    session.install("-e", ".[agilerl]", "pytest", "hypothesis")
+    session.run(
+        "python", "-m", "pytest", *PYTEST_ARGS, "tests/ilql/test_ilql_agilerl.py", *session.posargs
+    )

@@ -48,7 +48,23 @@ _MEMBERS = {
     "CodeTask": "_task",
 }
 
-__all__ = sorted(_MEMBERS)
+__all__ = [
+    "GPT",
+    "CodeTask",
+    "Episode",
+    "GPTConfig",
+    "ILQLBatch",
+    "ILQLConfig",
+    "ILQLLoss",
+    "ILQLModel",
+    "ILQLNetwork",
+    "KVCache",
+    "collate",
+    "decode",
+    "ilql_loss",
+    "load_checkpoint",
+    "save_checkpoint",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -206,8 +206,5 @@ def collate(
         terminals[row, n_act] = 1.0 if ep.done else 0.0
         valid[row, :n_act] = 1.0
     return ILQLBatch(
-        *(
-            torch.from_numpy(arr)
-            for arr in (tokens, attn, s_idx, a_idx, rewards, terminals, valid)
-        )
+        *(torch.from_numpy(arr) for arr in (tokens, attn, s_idx, a_idx, rewards, terminals, valid))
     )

@@ -151,7 +151,7 @@ def load_checkpoint(
             model.set_weights(previous)
             raise
     if dataset is not None:
-        dataset._rng.bit_generator.state = rng_state
+        dataset._rng.bit_generator.state = rng_state  # type: ignore[assignment]
     if restore_torch_rng:
         torch.set_rng_state(torch.from_numpy(np.array(contents["torch_rng"])))
     return json.loads(_read_text(contents["metadata"]))  # type: ignore[no-any-return]

@@ -53,7 +53,7 @@ class GPTConfig:
         if self.dim_feedfwd is not None and (
             not isinstance(self.dim_feedfwd, int) or self.dim_feedfwd < 1
         ):
-            raise ValueError(f"GPTConfig.dim_feedfwd must be a positive int or None.")
+            raise ValueError("GPTConfig.dim_feedfwd must be a positive int or None.")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"GPTConfig.dropout must lie in [0, 1), not {self.dropout!r}.")
         if self.activation not in _ACTIVATIONS:

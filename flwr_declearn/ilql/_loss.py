@@ -72,10 +72,8 @@ def _maybe_detach(tensor: torch.Tensor, detach: bool) -> torch.Tensor:
     return tensor.detach() if detach else tensor
 
 
-def awr_weights(
-    net: ILQLNetwork, batch: ILQLBatch, advantage: torch.Tensor
-) -> torch.Tensor:
-    """Token-loss weights `(B, T)`: AWR weights at action-choosing positions, else transition_weight.
+def awr_weights(net: ILQLNetwork, batch: ILQLBatch, advantage: torch.Tensor) -> torch.Tensor:
+    """Token-loss weights `(B, T)`: AWR weights where actions are chosen, else transition_weight.
 
     The weight at position t multiplies the loss of predicting token t + 1.
     """
@@ -149,9 +147,7 @@ def ilql_loss(net: ILQLNetwork, batch: ILQLBatch, reduction: Reduction = "token"
         for q in q_all
     )
     dm_loss = sum(
-        _reduce(
-            F.relu(q - qd.unsqueeze(-1) + cfg.dm_margin).square().sum(dim=-1), valid, reduction
-        )
+        _reduce(F.relu(q - qd.unsqueeze(-1) + cfg.dm_margin).square().sum(dim=-1), valid, reduction)
         for q, qd in zip(q_all, q_data, strict=True)
     )
 

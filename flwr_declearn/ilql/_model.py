@@ -89,9 +89,7 @@ class ILQLModel(TorchModel):
 
     # -- training --------------------------------------------------------------------------------
 
-    def compute_batch_gradients(
-        self, batch: Batch, max_norm: float | None = None
-    ) -> TorchVector:
+    def compute_batch_gradients(self, batch: Batch, max_norm: float | None = None) -> TorchVector:
         if max_norm is not None:
             raise ValueError(
                 "ILQLModel does not support sample-wise gradient clipping ('max_norm' / "

@@ -67,9 +67,7 @@ class ILQLNetwork(nn.Module):
         self.q = _mlp(width, vocab)
         self.q2 = _mlp(width, vocab) if self.config.double_q else None
         self.target_q = copy.deepcopy(self.q).requires_grad_(False)
-        self.target_q2 = (
-            None if self.q2 is None else copy.deepcopy(self.q2).requires_grad_(False)
-        )
+        self.target_q2 = None if self.q2 is None else copy.deepcopy(self.q2).requires_grad_(False)
 
     # -- heads -----------------------------------------------------------------------------------
 
@@ -90,7 +88,7 @@ class ILQLNetwork(nn.Module):
 
     @torch.no_grad()
     def target_values(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Target Q over the vocabulary: min over target heads, clipped to [value_min, value_max]."""
+        """Target Q over the vocabulary: min over target heads, clipped to the value bounds."""
         hidden = hidden.detach()
         values = self.target_q(hidden)
         if self.target_q2 is not None:
@@ -104,9 +102,7 @@ class ILQLNetwork(nn.Module):
         """V of each hidden state (last axis squeezed)."""
         return self.v(hidden).squeeze(-1)  # type: ignore[no-any-return]
 
-    def next_token_logits(
-        self, hidden: torch.Tensor, beta: float | None = None
-    ) -> torch.Tensor:
+    def next_token_logits(self, hidden: torch.Tensor, beta: float | None = None) -> torch.Tensor:
         """Decoding logits `pi(h) + beta * (Q_target(h) - V(h))` (beta: config's by default).
 
         With beta = 0 these are the policy head's logits (behaviour cloning).

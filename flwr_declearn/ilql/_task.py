@@ -23,7 +23,7 @@ from flwr_declearn.ilql._config import GPTConfig
 from flwr_declearn.ilql._decode import decode
 from flwr_declearn.ilql._network import ILQLNetwork
 
-__all__ = ["CodeTask", "DEFAULT_CLIENT_MIXES"]
+__all__ = ["DEFAULT_CLIENT_MIXES", "CodeTask"]
 
 DEFAULT_CLIENT_MIXES: tuple[tuple[float, float], ...] = (
     (0.70, 0.10),
@@ -121,7 +121,7 @@ class CodeTask:
         safe_share: float = 0.15,
         seed: int = 0,
     ) -> list[Episode]:
-        """Draw `n_episodes` behaviour episodes over `contexts` (uniformly), with sampled rewards."""
+        """Draw `n_episodes` behaviour episodes over `contexts` (uniformly), rewards sampled."""
         if gamble_share < 0 or safe_share < 0 or gamble_share + safe_share > 1:
             raise ValueError("Shares must be non-negative and sum to at most 1.")
         rng = np.random.default_rng(seed)
@@ -199,14 +199,18 @@ class CodeTask:
         """
         ctx = np.arange(self.n_contexts) if contexts is None else np.asarray(contexts)
         prompts = torch.as_tensor(ctx, dtype=torch.long)[:, None]
-        tokens = decode(
-            net,
-            prompts,
-            self.code_len,
-            beta=beta,
-            use_cache=use_cache,
-            allowed_tokens=self.symbol_mask(),
-        ).cpu().numpy()
+        tokens = (
+            decode(
+                net,
+                prompts,
+                self.code_len,
+                beta=beta,
+                use_cache=use_cache,
+                allowed_tokens=self.symbol_mask(),
+            )
+            .cpu()
+            .numpy()
+        )
         codes = tokens[:, 1:]
         rewards = self.expected_rewards(ctx, codes)
         safe = (codes == self._safe[ctx]).all(axis=1)  # type: ignore[attr-defined]

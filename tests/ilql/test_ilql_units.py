@@ -1,4 +1,4 @@
-"""ILQL building blocks: causal attention and KV cache, batches, loss terms, targets, checkpoints."""
+"""ILQL bricks: causal attention and KV cache, batches, loss terms, targets, checkpoints."""
 
 from __future__ import annotations
 
@@ -124,9 +124,7 @@ def test_cached_and_uncached_decoding_give_the_same_tokens(sample: bool) -> None
     out = {}
     for use_cache in (True, False):
         gen = torch.Generator().manual_seed(7)
-        out[use_cache] = decode(
-            net, prompts, 8, sample=sample, generator=gen, use_cache=use_cache
-        )
+        out[use_cache] = decode(net, prompts, 8, sample=sample, generator=gen, use_cache=use_cache)
     assert out[True].shape == (4, 11)
     assert torch.equal(out[True], out[False])
 
@@ -231,9 +229,10 @@ def _reference_terms(net: ILQLNetwork, batch: ILQLBatch) -> dict[str, float]:
             tq = min(float(net.target_q(h)[a]), float(net.target_q2(h)[a]))
             diff = tq - v
             sums["v"] += (cfg.tau if diff >= 0 else 1 - cfg.tau) * diff**2
-            y = float(batch.rewards[b, k]) + cfg.gamma * (
-                1 - float(batch.terminals[b, k + 1])
-            ) * v_next
+            y = (
+                float(batch.rewards[b, k])
+                + cfg.gamma * (1 - float(batch.terminals[b, k + 1])) * v_next
+            )
             for head in (net.q, net.q2):
                 qs = head(h)
                 sums["q"] += (y - float(qs[a])) ** 2
@@ -268,9 +267,7 @@ def test_loss_terms_match_an_explicit_per_action_computation() -> None:
         expected = _reference_terms(net, batch)
     for key, value in expected.items():
         assert float(getattr(terms, key)) == pytest.approx(value, rel=1e-4, abs=1e-6), key
-    total = (
-        terms.token + terms.v + terms.q + 0.3 * terms.cql + 0.2 * terms.dm
-    )
+    total = terms.token + terms.v + terms.q + 0.3 * terms.cql + 0.2 * terms.dm
     assert float(terms.total) == pytest.approx(float(total), rel=1e-6)
 
 
@@ -311,8 +308,10 @@ def test_soft_update_hard_update_and_clone() -> None:
     for target, online in zip(net.target_q2.parameters(), net.q2.parameters(), strict=True):
         assert torch.equal(target, online)
     twin = net.clone()
-    assert all(torch.equal(a, b) for a, b in zip(twin.state_dict().values(),
-                                                net.state_dict().values(), strict=True))
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(twin.state_dict().values(), net.state_dict().values(), strict=True)
+    )
     with torch.no_grad():
         next(twin.q.parameters()).add_(1.0)
     assert not torch.equal(next(twin.q.parameters()), next(net.q.parameters()))
