@@ -92,7 +92,10 @@ def test_with_tau_one_half_v_approaches_the_behaviour_value() -> None:
     returns = batch.rewards[:, -1].numpy() * config.gamma ** (TASK.code_len - 1)
     behaviour = np.array([returns[contexts == c].mean() for c in range(TASK.n_contexts)])
     value = TASK.evaluate(model.network, beta=0.0)["v_mean"]
-    print(f"V(context) {value:.3f} vs behaviour value {behaviour.mean():.3f}")
-    assert value == pytest.approx(behaviour.mean(), abs=0.05)
     optimistic = scores(seed)["ilql"]["v_mean"]  # tau = 0.8: an upper expectile
-    assert optimistic > value + 0.05
+    print(
+        f"V(context): tau=0.5 {value:.3f}, tau=0.8 {optimistic:.3f}; "
+        f"behaviour value {behaviour.mean():.3f}"
+    )
+    assert value == pytest.approx(behaviour.mean(), abs=0.08)
+    assert optimistic > value + 0.08
