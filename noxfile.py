@@ -74,3 +74,12 @@ def declearn_compat(session: nox.Session) -> None:
         "compat/expected_failures.txt",
         *session.posargs,
     )
+
+
+@nox.session(name="tests-agilerl")
+def tests_agilerl(session: nox.Session) -> None:
+    """ILQL loss terms against agilerl 2.58's `ILQL.get_loss` (optional oracle; not default)."""
+    session.install("-e", ".[agilerl]", "pytest", "hypothesis")
+    session.run(
+        "python", "-m", "pytest", *PYTEST_ARGS, "tests/ilql/test_ilql_agilerl.py", *session.posargs
+    )

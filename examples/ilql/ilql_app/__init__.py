@@ -1,0 +1,1 @@
+"""flwr_declearn example: federated ILQL on offline token episodes."""
