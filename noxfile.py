@@ -1,4 +1,4 @@
-"""Developer sessions: `python3 -m nox` runs lint, typecheck, tests-core and tests.
+"""Developer sessions: `python3 -m nox` runs lint, typecheck, tests-core, tests and bench-quick.
 
 Each session installs into its own virtualenv under `.nox/`, so a fresh machine
 needs nothing but `pip install nox`.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import nox
 
-nox.options.sessions = ["lint", "typecheck", "tests-core", "tests"]
+nox.options.sessions = ["lint", "typecheck", "tests-core", "tests", "bench-quick"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
 
@@ -50,3 +50,18 @@ def typecheck(session: nox.Session) -> None:
     """Type checks with mypy."""
     session.install("-e", ".[all]", "mypy")
     session.run("mypy", "flwr_declearn")
+
+
+@nox.session(name="bench-quick")
+def bench_quick(session: nox.Session) -> None:
+    """`benchmarks/noniid.py --quick` (equivalence with Flower's strategies) through its test."""
+    session.install("-e", ".[bench]", "pytest")
+    session.run("python", "-m", "pytest", *PYTEST_ARGS, "tests/benchmarks", *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Full non-IID shoot-out and scale benchmarks (long; not run by default)."""
+    session.install("-e", ".[bench]")
+    session.run("python", "benchmarks/noniid.py", *session.posargs)
+    session.run("python", "benchmarks/scale.py")

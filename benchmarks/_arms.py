@@ -13,10 +13,10 @@ on that tag to either
   server sends "proximal-mu" (as Flower's FedProx expects of its clients).
 
 Both draw the same batches: a node's k-th training message in a run seeds
-its batch generator with (task seed, partition, k). Each run's client state
+its batch generator with (task seed, run seed, partition, k). Each run's client state
 lives in its own namespace of the node's real `context.state` (other runs'
 entries are dropped, so the state Flower carries stays one run's size).
-Before each run the server reseeds Python's `random`, from which both
+Before each run the server reseeds Python's `random` with the run seed, from which both
 Flower's and our strategies sample nodes: partial participation samples the
 same nodes in every arm.
 
@@ -59,9 +59,20 @@ from flwr.simulation import run_simulation
 from flwr_declearn.flower import DeclearnClient, DeclearnMessageStrategy, make_client_app
 from flwr_declearn.optimizer import Optimizer
 
-__all__ = ["FLOWER_ARMS", "OUR_ARMS", "RunResult", "RunSpec", "run_all"]
+__all__ = [
+    "FLOWER_ARMS",
+    "OUR_ARMS",
+    "STATE_BYTES",
+    "RunResult",
+    "RunSpec",
+    "build_strategy",
+    "make_bench_client_app",
+    "record_dict_bytes",
+    "run_all",
+]
 
 TAG = "bench.run"
+STATE_BYTES = "bench.state_bytes"  # reply metric: size of the run's client state after training
 FLOWER_ARMS = (
     "flower-fedavg",
     "flower-fedprox",
@@ -96,11 +107,13 @@ class RunSpec:
     batch_size: int
     local_steps: int
     keep_weights: bool = False  # record the global weights of every round
+    seed: int = 0  # node sampling and batch order (the split is the task's)
 
     @property
     def run_id(self) -> str:
         hps = ",".join(f"{k}={v:g}" for k, v in self.params)
-        return f"{self.task.label}/p{self.fraction:g}/{self.arm}[{hps}]"
+        seed = f"/s{self.seed}" if self.seed else ""
+        return f"{self.task.label}/p{self.fraction:g}{seed}/{self.arm}[{hps}]"
 
     @property
     def param(self) -> dict[str, float]:
@@ -113,6 +126,7 @@ class RunSpec:
             "bench.lr": self.client_lr,
             "bench.batch_size": self.batch_size,
             "bench.steps": self.local_steps,
+            "bench.seed": self.seed,
             **self.task.to_config(),
         }
 
@@ -139,7 +153,8 @@ def _partition(context: Context) -> int:
 def _batch_seed(context: Context) -> int:
     task = TaskSpec.from_config(context.node_config)
     count = int(context.node_config["bench.count"])
-    return 1_000_003 * task.seed + 10_007 * _partition(context) + count
+    seed = int(context.node_config["bench.seed"])
+    return 1_000_003 * task.seed + 100_003 * seed + 10_007 * _partition(context) + count
 
 
 def _dataset(context: Context) -> Any:
@@ -212,9 +227,25 @@ def _run_context(context: Context, config: ConfigRecord) -> Context:
     node_config = {
         **context.node_config,
         **{k: v for k, v in config.items() if k.startswith("task.")},
+        "bench.seed": config["bench.seed"],
         "bench.count": count,
     }
     return Context(context.run_id, context.node_id, node_config, state, context.run_config)  # type: ignore[arg-type]
+
+
+def record_dict_bytes(records: RecordDict, skip: tuple[str, ...] = ()) -> int:
+    """Payload bytes of a RecordDict (array data, bytes and strings; 8 per number)."""
+    total = 0
+    for key, record in records.items():
+        if key in skip:
+            continue
+        if isinstance(record, ArrayRecord):
+            total += sum(len(array.data) for array in record.values())
+            continue
+        for value in record.values():  # type: ignore[attr-defined]
+            for item in value if isinstance(value, list) else [value]:
+                total += len(item) if isinstance(item, bytes | str) else 8
+    return total
 
 
 def make_bench_client_app() -> ClientApp:
@@ -232,6 +263,9 @@ def make_bench_client_app() -> ClientApp:
         prefix = f"{config[TAG]}:"
         for key, rec in sub.state.items():
             context.state[prefix + key] = rec
+        if not reply.has_error():
+            size = record_dict_bytes(sub.state, skip=("bench.count",))
+            reply.content["metrics"][STATE_BYTES] = size  # type: ignore[index]
         return reply
 
     return app
@@ -339,12 +373,12 @@ def _evaluator(result: RunResult) -> Callable[[int, ArrayRecord], MetricRecord]:
     return evaluate
 
 
-def run_one(grid: Grid, spec: RunSpec, seed: int) -> RunResult:
+def run_one(grid: Grid, spec: RunSpec) -> RunResult:
     """Run `spec` on `grid` with Python's `random` reseeded (same node samples in every arm)."""
     result = RunResult(spec)
     start = time.perf_counter()
     try:
-        random.seed(seed)
+        random.seed(spec.seed)
         strategy = build_strategy(spec)
         module = build_module(spec.task.kind, spec.task.seed)
         strategy.start(
@@ -366,7 +400,6 @@ def run_all(
     *,
     n_nodes: int,
     warmup: RunSpec | None = None,
-    seed: int = 0,
     on_result: Callable[[RunResult], None] | None = None,
     num_cpus: int = 2,
 ) -> list[RunResult]:
@@ -385,9 +418,9 @@ def run_all(
         while len(list(grid.get_node_ids())) < n_nodes:
             time.sleep(0.1)
         if warmup is not None:  # the first rounds on a fresh engine also draw from `random`
-            run_one(grid, warmup, seed)
+            run_one(grid, warmup)
         for spec in specs:
-            result = run_one(grid, spec, seed)
+            result = run_one(grid, spec)
             results.append(result)
             if on_result is not None:
                 on_result(result)

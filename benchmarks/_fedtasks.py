@@ -13,6 +13,8 @@ Two tasks, each split over `n_clients` with a held-out test set, all seeded:
   n_k = floor(lognormal(4, 2)) + 50 samples x ~ N(v_k, diag(j^-1.2)),
   labelled y = argmax(W_k^T x + b_k); each client keeps 90% for training and
   the pooled 10% form the test set. Model: multinomial logistic regression.
+- blobs (scale tests only): 50 samples per client of 60 Gaussian features
+  labelled by one shared random linear teacher; logistic regression.
 
 Everything is a pure function of its arguments (cached per process), so
 Ray workers rebuild exactly the server's splits.
@@ -36,8 +38,8 @@ torch.set_num_threads(1)  # tiny models; clients share two cores
 __all__ = [
     "Split",
     "TaskSpec",
-    "build_module",
     "build_model",
+    "build_module",
     "evaluate_state",
     "load_split",
 ]
@@ -98,7 +100,11 @@ def load_split(spec: TaskSpec) -> Split:
         return _digits(spec.n_clients, spec.alpha, spec.seed)
     if spec.kind == "synthetic":
         return _synthetic(spec.n_clients, spec.alpha, spec.beta, spec.seed)
-    raise ValueError(f"Unknown task kind {spec.kind!r}: expected 'digits' or 'synthetic'.")
+    if spec.kind == "blobs":
+        return _blobs(spec.n_clients, spec.seed)
+    raise ValueError(
+        f"Unknown task kind {spec.kind!r}: expected 'digits', 'synthetic' or 'blobs'."
+    )
 
 
 def _digits(n_clients: int, alpha: float, seed: int) -> Split:
@@ -154,6 +160,16 @@ def _synthetic(n_clients: int, alpha: float, beta: float, seed: int) -> Split:
     return Split(tuple(shards), test)
 
 
+def _blobs(n_clients: int, seed: int, n_samples: int = 50) -> Split:
+    """Scale-test data: 50 samples per client labelled by one shared linear teacher."""
+    rng = np.random.default_rng(seed)
+    teacher = rng.normal(0, 1, (60, 10))
+    inputs = rng.normal(0, 1, (n_clients + 1, n_samples, 60)).astype(np.float32)
+    labels = np.argmax(inputs @ teacher, axis=-1).astype(np.int64)
+    shards = tuple((inputs[k], labels[k]) for k in range(n_clients))
+    return Split(shards, (inputs[-1], labels[-1]))
+
+
 def build_module(kind: str, seed: int = 0) -> torch.nn.Module:
     """The task's torch module with seeded initial weights."""
     with torch.random.fork_rng(devices=[]):
@@ -162,7 +178,7 @@ def build_module(kind: str, seed: int = 0) -> torch.nn.Module:
             return torch.nn.Sequential(
                 torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10)
             )
-        if kind == "synthetic":
+        if kind in ("synthetic", "blobs"):
             return torch.nn.Sequential(torch.nn.Linear(60, 10))
     raise ValueError(f"Unknown task kind {kind!r}.")
 

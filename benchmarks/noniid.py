@@ -21,13 +21,16 @@ reported at its best: fewest rounds to the target, then best mean accuracy
 over the last 5 rounds):
 
     FedProx (both)        mu        in {0.01, 0.1}
-    adam, yogi (both)     eta       in {0.01, 0.03}  (beta 0.9/0.99, tau = eps = 1e-3)
-    FedAvgM / momentum    momentum  in {0.5, 0.9}    (server learning rate 1)
+    adam, yogi (both)     eta       in {0.003, 0.01, 0.03}  (beta 0.9/0.99, tau = eps = 1e-3)
+    FedAvgM / momentum    momentum  in {0.5, 0.9}           (server learning rate 1)
     SCAFFOLD              server learning rate 1
-    SCAFFOLD + adam       eta       in {0.01, 0.03}
+    SCAFFOLD + adam       eta       in {0.003, 0.01, 0.03}
 
 Full participation runs each arm at its best partial-participation setting
-only (to fit the compute budget).
+only (to fit the compute budget). On digits-a0.1 with partial participation,
+FedAvg (both) and SCAFFOLD (alone and + adam, at their best) run again with
+`--seeds - 1` more seeds of the node sampling and batch order, and
+`summary.md` gives their rounds to 90% per seed.
 
 Equivalence checks (every setting): ours with the FedAvg config against
 Flower's FedAvg, and our FedProx against Flower's FedProx at the same mu,
@@ -44,7 +47,7 @@ of every run, a learning-curve PNG (matplotlib, if installed) of each arm
 at its best, and `summary.md` with the rounds-to-target / final accuracy
 tables and the equivalence figures.
 
-Usage: python benchmarks/noniid.py [--quick] [--out DIR] [--rounds 40] [--tasks ...]
+Usage: python benchmarks/noniid.py [--quick] [--out DIR] [--rounds 50] [--seeds 3] [--tasks ...]
 """
 
 from __future__ import annotations
@@ -57,16 +60,17 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # Ray workers inherit it
 
-from _arms import FLOWER_ARMS, RunResult, RunSpec, run_all  # noqa: E402
-from _fedtasks import TaskSpec  # noqa: E402
+from _arms import FLOWER_ARMS, RunResult, RunSpec, run_all
+from _fedtasks import TaskSpec
 
 TOLERANCE = 1e-6
+SEEDED_TASK = "digits-a0.1"
+SEEDED_ARMS = ("fedavg", "flower-fedavg", "scaffold", "scaffold+adam")
 TASKS = {
     "digits-a0.1": TaskSpec("digits", 30, 0.1),
     "digits-a1": TaskSpec("digits", 30, 1.0),
@@ -81,16 +85,16 @@ GRID: dict[str, list[dict[str, float]]] = {
     "fedprox": [{"mu": 0.01}, {"mu": 0.1}],
     "flower-fedprox": [{"mu": 0.01}, {"mu": 0.1}],
     "scaffold": [{"server_lr": 1.0}],
-    "adam": [{"eta": 0.01}, {"eta": 0.03}],
-    "flower-fedadam": [{"eta": 0.01}, {"eta": 0.03}],
-    "yogi": [{"eta": 0.01}, {"eta": 0.03}],
-    "flower-fedyogi": [{"eta": 0.01}, {"eta": 0.03}],
+    "adam": [{"eta": 0.003}, {"eta": 0.01}, {"eta": 0.03}],
+    "flower-fedadam": [{"eta": 0.003}, {"eta": 0.01}, {"eta": 0.03}],
+    "yogi": [{"eta": 0.003}, {"eta": 0.01}, {"eta": 0.03}],
+    "flower-fedyogi": [{"eta": 0.003}, {"eta": 0.01}, {"eta": 0.03}],
     "momentum": [{"server_lr": 1.0, "momentum": 0.5}, {"server_lr": 1.0, "momentum": 0.9}],
     "flower-fedavgm": [
         {"server_lr": 1.0, "momentum": 0.5},
         {"server_lr": 1.0, "momentum": 0.9},
     ],
-    "scaffold+adam": [{"eta": 0.01}, {"eta": 0.03}],
+    "scaffold+adam": [{"eta": 0.003}, {"eta": 0.01}, {"eta": 0.03}],
 }
 # Pairs compared weight for weight: (ours, Flower's, shared params).
 PAIRS = [("fedavg", "flower-fedavg", {}), ("fedprox", "flower-fedprox", {"mu": 0.01})]
@@ -107,12 +111,16 @@ class Settings:
     steps: int
 
 
-def _spec(arm: str, params: dict[str, float], task: TaskSpec, fraction: float, s: Settings,
-          keep: bool = False) -> RunSpec:  # fmt: skip
-    return RunSpec(
-        arm, tuple(params.items()), task, fraction, s.rounds, CLIENT_LR[task.kind], s.batch,
-        s.steps, keep_weights=keep,
-    )  # fmt: skip
+def _spec(
+    arm: str,
+    params: dict[str, float],
+    task: TaskSpec,
+    fraction: float,
+    s: Settings,
+    keep: bool = False,
+) -> RunSpec:
+    lr = CLIENT_LR[task.kind]
+    return RunSpec(arm, tuple(params.items()), task, fraction, s.rounds, lr, s.batch, s.steps, keep)
 
 
 def rounds_to_target(result: RunResult) -> int | None:
@@ -135,7 +143,7 @@ def _rank(result: RunResult) -> tuple[float, float]:
 def best_by_arm(results: list[RunResult]) -> dict[str, RunResult]:
     best: dict[str, RunResult] = {}
     for res in results:
-        if res.spec.arm.endswith("as-fedadam") or res.error is not None:
+        if res.error is not None or res.spec.arm == "adam-as-fedadam" or "tau" in res.spec.param:
             continue
         if res.spec.arm not in best or _rank(res) < _rank(best[res.spec.arm]):
             best[res.spec.arm] = res
@@ -156,8 +164,8 @@ def max_diff(a: RunResult, b: RunResult) -> list[float]:
 class Plan:
     """The runs, chosen lazily: the grid at partial participation, then the best at full."""
 
-    def __init__(self, tasks: list[str], settings: Settings, quick: bool) -> None:
-        self.tasks, self.settings, self.quick = tasks, settings, quick
+    def __init__(self, tasks: list[str], settings: Settings, quick: bool, seeds: int) -> None:
+        self.tasks, self.settings, self.quick, self.seeds = tasks, settings, quick, seeds
         self.results: list[RunResult] = []
 
     def record(self, result: RunResult) -> None:
@@ -190,7 +198,14 @@ class Plan:
                     if (arm, tuple(params.items())) not in done:
                         yield _spec(arm, params, task, 0.3, s)
             partial = [r for r in self.results if r.spec.task == task]
-            for arm, best in best_by_arm(partial).items():
+            best_partial = best_by_arm(partial)
+            if name == SEEDED_TASK:
+                for seed in range(1, self.seeds):
+                    for arm in SEEDED_ARMS:
+                        if arm in best_partial:
+                            params = best_partial[arm].spec.param
+                            yield dataclasses.replace(_spec(arm, params, task, 0.3, s), seed=seed)
+            for arm, best in best_partial.items():
                 keep = arm in ("fedavg", "flower-fedavg")
                 yield _spec(arm, best.spec.param, task, 1.0, s, keep=keep)
 
@@ -200,6 +215,34 @@ class Plan:
 
 def _setting(result: RunResult) -> str:
     return f"{result.spec.task.label}-{'partial' if result.spec.fraction < 1 else 'full'}"
+
+
+def seeds_table(results: list[RunResult]) -> list[str]:
+    runs = [r for r in results if r.spec.task == TASKS[SEEDED_TASK] and r.spec.fraction < 1]
+    seeds = sorted({r.spec.seed for r in runs})
+    if len(seeds) < 2:
+        return []
+    best = best_by_arm([r for r in runs if r.spec.seed == 0])
+    lines = [
+        f"## {SEEDED_TASK}-partial: rounds to 90% by seed (sampling and batch order)",
+        "",
+        "| arm | params | " + " | ".join(f"seed {s}" for s in seeds) + " | mean |",
+        "|---|---|" + "---|" * (len(seeds) + 1),
+    ]
+    for arm in SEEDED_ARMS:
+        if arm not in best:
+            continue
+        reached = []
+        for seed in seeds:
+            wanted = (seed, arm, best[arm].spec.params)
+            match = [r for r in runs if (r.spec.seed, r.spec.arm, r.spec.params) == wanted]
+            reached.append(rounds_to_target(match[0]) if match else None)
+        cells = [str(n) if n is not None else f"> {best[arm].spec.rounds}" for n in reached]
+        numbers = [n if n is not None else best[arm].spec.rounds + 1 for n in reached]
+        params = ", ".join(f"{k}={v:g}" for k, v in best[arm].spec.params) or "-"
+        mean = f"{np.mean(numbers):.1f}" + ("" if all(n is not None for n in reached) else "+")
+        lines.append(f"| {arm} | {params} | " + " | ".join(cells) + f" | {mean} |")
+    return [*lines, ""]
 
 
 def write_csv(path: Path, results: list[RunResult]) -> None:
@@ -258,14 +301,17 @@ def table(results: list[RunResult]) -> list[str]:
 
 
 def equivalence(results: list[RunResult]) -> tuple[list[str], float]:
-    lines = ["| setting | ours | Flower | params | max abs diff by round |", "|---|---|---|---|---|"]
+    lines = [
+        "| setting | ours | Flower | params | max abs diff by round |",
+        "|---|---|---|---|---|",
+    ]
     worst = 0.0
-    index = {(_setting(r), r.spec.arm, r.spec.params): r for r in results}
+    index = {(_setting(r), r.spec.seed, r.spec.arm, r.spec.params): r for r in results}
     for res in results:
-        for ours, flower, params in PAIRS + MAPPED_PAIRS:
+        for ours, flower, _ in PAIRS + MAPPED_PAIRS:
             if res.spec.arm != ours or not res.weights:
                 continue
-            key = (_setting(res), flower, res.spec.params)
+            key = (_setting(res), res.spec.seed, flower, res.spec.params)
             if key not in index or not index[key].weights:
                 continue
             diffs = max_diff(res, index[key])
@@ -275,7 +321,6 @@ def equivalence(results: list[RunResult]) -> tuple[list[str], float]:
                 shown = f"{', '.join(f'{d:.1e}' for d in diffs[1:4])} ... max {max(diffs):.1e}"
             hps = ", ".join(f"{k}={v:g}" for k, v in res.spec.params) or "-"
             lines.append(f"| {_setting(res)} | {ours} | {flower} | {hps} | {shown} |")
-            del params
     return lines, worst
 
 
@@ -283,7 +328,8 @@ def report(results: list[RunResult], out: Path, settings: Settings, seconds: flo
     out.mkdir(parents=True, exist_ok=True)
     by_setting: dict[str, list[RunResult]] = {}
     for res in results:
-        by_setting.setdefault(_setting(res), []).append(res)
+        if res.spec.seed == 0:
+            by_setting.setdefault(_setting(res), []).append(res)
     lines = [
         f"# Non-IID shoot-out ({settings.rounds} rounds, {settings.steps} local SGD steps of "
         f"batch {settings.batch}, 30 clients; {seconds:.0f}s)",
@@ -301,6 +347,7 @@ def report(results: list[RunResult], out: Path, settings: Settings, seconds: flo
         if failed:
             lines += ["", f"Failed runs: {failed}"]
         lines.append("")
+    lines += seeds_table(results)
     eq_lines, worst = equivalence(results)
     lines += ["## Equivalence with Flower's strategies (global weights, round for round)", ""]
     lines += [*eq_lines, ""]
@@ -313,7 +360,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="equivalence checks only (CI)")
     parser.add_argument("--out", type=Path, default=None)
-    parser.add_argument("--rounds", type=int, default=40)
+    parser.add_argument("--rounds", type=int, default=50)
+    parser.add_argument("--seeds", type=int, default=3, help="seeds of the digits-a0.1 repeats")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
@@ -324,16 +372,21 @@ def main(argv: list[str] | None = None) -> int:
         "noniid-quick" if args.quick else "noniid"
     )
     settings = Settings(args.rounds, args.batch, args.steps)
-    plan = Plan(args.tasks, settings, args.quick)
-    warmup = _spec("fedavg", {}, TASKS[args.tasks[0]], 1.0, Settings(1, args.batch, 1))
+    plan = Plan(args.tasks, settings, args.quick, args.seeds)
+    # Its own seed, hence its own run id: no run may inherit the warm-up's client state.
+    warmup = dataclasses.replace(
+        _spec("fedavg", {}, TASKS[args.tasks[0]], 1.0, Settings(1, args.batch, 1)), seed=-1
+    )
     start = time.perf_counter()
     run_all(plan, n_nodes=30, warmup=warmup, on_result=plan.record)
     seconds = time.perf_counter() - start
     worst = report(plan.results, out, settings, seconds)
     errors = [r.spec.run_id for r in plan.results if r.error]
     n_pairs = sum(1 for r in plan.results if r.weights) // 2
-    print(f"\n{len(plan.results)} runs in {seconds:.0f}s; {n_pairs} equivalence pairs, "
-          f"worst max abs diff {worst:.2e} (tolerance {TOLERANCE:g})")  # fmt: skip
+    print(
+        f"\n{len(plan.results)} runs in {seconds:.0f}s; {n_pairs} equivalence pairs, "
+        f"worst max abs diff {worst:.2e} (tolerance {TOLERANCE:g})"
+    )
     if args.quick and (errors or worst > TOLERANCE or n_pairs < len(PAIRS + MAPPED_PAIRS)):
         print(f"FAILED: errors {errors}, worst diff {worst:.2e}")
         return 1
