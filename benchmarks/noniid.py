@@ -375,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     plan = Plan(args.tasks, settings, args.quick, args.seeds)
     # Its own seed, hence its own run id: no run may inherit the warm-up's client state.
     warmup = dataclasses.replace(
-        _spec("fedavg", {}, TASKS[args.tasks[0]], 1.0, Settings(1, args.batch, 1)), seed=-1
+        _spec("fedavg", {}, TASKS[args.tasks[0]], 1.0, Settings(1, args.batch, 1)), seed=999
     )
     start = time.perf_counter()
     run_all(plan, n_nodes=30, warmup=warmup, on_result=plan.record)

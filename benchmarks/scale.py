@@ -6,7 +6,8 @@ samples per client), with 10, 100 and 1000 clients sampled per round, for
 three server configurations: Flower's FedAvg (plain torch client), ours
 with the FedAvg config, ours with SCAFFOLD. Per configuration and sample
 size: server time per round (the strategy's `configure_train` plus
-`aggregate_train`, over the timed rounds: median and range), the round's
+`aggregate_train`, over the timed rounds, i.e. all but the first (warm-up)
+and the last (traced): median and range), the round's
 wall time (clients included), the memory the server's Python heap holds
 during a round (tracemalloc, in a last, untimed round: the replies Flower
 hands over at once, and the extra peak inside `aggregate_train`), the
@@ -21,13 +22,14 @@ median time, range and ratio (goal <= 1.1); then, with tracemalloc, the
 extra peak memory each aggregation allocates, in model sizes (a running
 sum needs about 1-2; one copy per client would need about 100).
 
-Usage: python benchmarks/scale.py [--part sim|agg|both] [--rounds 4] [--repeats 5]
+Usage: python benchmarks/scale.py [--part sim|agg|both] [--rounds 5] [--repeats 5]
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import os
 import resource
 import statistics
@@ -45,10 +47,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # Ray workers inherit 
 from _arms import STATE_BYTES, RunSpec, build_strategy, make_bench_client_app
 from _fedtasks import TaskSpec, build_module
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
-from flwr.common.typing import Run
+from flwr.common.constant import SUPERLINK_NODE_ID
 from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.strategy import FedAvg, Strategy
 from flwr.simulation import run_simulation
+from flwr.supercore.run import Run
+from flwr.supercore.task_identity import TaskIdentity
 
 from flwr_declearn.flower import DeclearnMessageStrategy
 
@@ -140,7 +144,7 @@ def instrument(strategy: Strategy, stats: RoundStats, traced_round: int) -> None
                 tracemalloc.stop()
                 stats.replies_mb = held / MB
                 stats.aggregate_extra_mb = (peak - held) / MB
-            else:
+            elif server_round > 1:  # round 1 warms up (Ray workers, imports, caches)
                 stats.server_s.append(marks["configure"] + end - start)
                 stats.wall_s.append(end - marks["round_start"])
             if metrics is not None and STATE_BYTES in metrics:
@@ -150,19 +154,21 @@ def instrument(strategy: Strategy, stats: RoundStats, traced_round: int) -> None
     strategy.__class__ = Timed
 
 
-def run_sim(rounds: int) -> dict[tuple[str, int], RoundStats]:
-    task = TaskSpec("blobs", N_NODES, seed=0)
+def run_sim(
+    rounds: int, n_nodes: int = N_NODES, sampled: tuple[int, ...] = SAMPLED
+) -> dict[tuple[str, int], RoundStats]:
+    task = TaskSpec("blobs", n_nodes, seed=0)
     results: dict[tuple[str, int], RoundStats] = {}
     server_app = ServerApp()
 
     @server_app.main()
     def main(grid: Grid, context: Context) -> None:
-        while len(list(grid.get_node_ids())) < N_NODES:
+        while len(list(grid.get_node_ids())) < n_nodes:
             time.sleep(0.5)
-        for n_sampled in SAMPLED:
+        for n_sampled in sampled:
             for arm, params in ARMS:
                 spec = RunSpec(
-                    arm, tuple(params.items()), task, n_sampled / N_NODES, rounds, 0.05, 32, 5
+                    arm, tuple(params.items()), task, n_sampled / n_nodes, rounds, 0.05, 32, 5
                 )
                 stats = results[(arm, n_sampled)] = RoundStats()
                 strategy = build_strategy(spec)
@@ -180,7 +186,7 @@ def run_sim(rounds: int) -> dict[tuple[str, int], RoundStats]:
     run_simulation(
         server_app=server_app,
         client_app=make_bench_client_app(),
-        num_supernodes=N_NODES,
+        num_supernodes=n_nodes,
         backend_config={
             "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
             "init_args": {"num_cpus": 2, "logging_level": "ERROR", "log_to_driver": False},
@@ -274,6 +280,8 @@ def _reply(request: Message, arrays: ArrayRecord, count: int) -> Message:
 
 
 def run_agg(n_clients: int, repeats: int, n_distinct: int = 8) -> list[str]:
+    # Messages outside a running ServerApp need the identity a SuperLink would give them.
+    TaskIdentity.task_id, TaskIdentity.run_id, TaskIdentity.node_id = 1, 1, SUPERLINK_NODE_ID
     rng = np.random.default_rng(0)
     initial = {k: rng.normal(0, 0.05, s).astype(np.float32) for k, s in SHAPES.items()}
     n_params = sum(v.size for v in initial.values())
@@ -338,13 +346,13 @@ def run_agg(n_clients: int, repeats: int, n_distinct: int = 8) -> list[str]:
         f"Aggregation of {n_clients} replies of a {n_params / 1e6:.1f}M-parameter model "
         f"({model_mb:.0f} MB), {repeats} interleaved rounds:",
         "",
-        "| server | aggregate_train s (median, range) | configure_train s | "
+        "| server | aggregate_train ms (median, range) | configure_train ms | "
         "extra peak memory in aggregate_train |",
         "|---|---|---|---|",
     ]
     for arm in strategies:
         lines.append(
-            f"| {arm} | {_span(times[arm], 1.0)} | {_span(configure[arm], 1.0)} | "
+            f"| {arm} | {_span(times[arm])} | {_span(configure[arm])} | "
             f"{extras[arm]:.0f} MB ({extras[arm] / model_mb:.1f} model sizes) |"
         )
     lines += [
@@ -358,16 +366,22 @@ def run_agg(n_clients: int, repeats: int, n_distinct: int = 8) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--part", choices=("sim", "agg", "both"), default="both")
-    parser.add_argument("--rounds", type=int, default=4, help="sim: rounds (the last is traced)")
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="sim: rounds (the first warms up, the last is traced)"
+    )
     parser.add_argument("--repeats", type=int, default=5, help="agg: timed rounds per arm")
     parser.add_argument("--clients", type=int, default=100, help="agg: replies per round")
+    parser.add_argument("--nodes", type=int, default=N_NODES, help="sim: simulated clients")
+    parser.add_argument("--sampled", type=int, nargs="+", default=list(SAMPLED))
     args = parser.parse_args(argv)
+    for name in ("flwr", "ray"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     lines: list[str] = []
     if args.part in ("agg", "both"):
         lines += run_agg(args.clients, args.repeats)
         print("\n".join(lines), flush=True)
     if args.part in ("sim", "both"):
-        results = run_sim(args.rounds)
+        results = run_sim(args.rounds, args.nodes, tuple(args.sampled))
         sim_lines = sim_table(results)
         print("\n".join(sim_lines))
         lines += ["", *sim_lines]
