@@ -96,6 +96,19 @@ GRID: dict[str, list[dict[str, float]]] = {
     ],
     "scaffold+adam": [{"eta": 0.003}, {"eta": 0.01}, {"eta": 0.03}],
 }
+# One colour per algorithm: ours solid, Flower's dashed.
+COLORS = {
+    "fedavg": "tab:grey",
+    "fedprox": "tab:brown",
+    "fedadam": "tab:blue",
+    "adam": "tab:blue",
+    "fedyogi": "tab:green",
+    "yogi": "tab:green",
+    "fedavgm": "tab:orange",
+    "momentum": "tab:orange",
+    "scaffold": "tab:red",
+    "scaffold+adam": "tab:purple",
+}
 # Pairs compared weight for weight: (ours, Flower's, shared params).
 PAIRS = [("fedavg", "flower-fedavg", {}), ("fedprox", "flower-fedprox", {"mu": 0.01})]
 MAPPED_PAIRS = [
@@ -269,7 +282,14 @@ def plot(path: Path, title: str, best: dict[str, RunResult], target: float) -> b
     for arm, res in sorted(best.items()):
         rounds = sorted(res.accuracy)
         style = "--" if arm in FLOWER_ARMS else "-"
-        ax.plot(rounds, [res.accuracy[r] for r in rounds], style, label=arm, linewidth=1.4)
+        ax.plot(
+            rounds,
+            [res.accuracy[r] for r in rounds],
+            style,
+            label=arm,
+            linewidth=1.3,
+            color=COLORS[arm.removeprefix("flower-")],
+        )
     ax.axhline(target, color="grey", linewidth=0.8, linestyle=":")
     ax.set_xlabel("round")
     ax.set_ylabel("test accuracy")
@@ -356,6 +376,40 @@ def report(results: list[RunResult], out: Path, settings: Settings, seconds: flo
     return worst
 
 
+def read_csv(path: Path) -> list[RunResult]:
+    """Rebuild a setting's results (curves only) from its CSV."""
+    name = path.stem
+    label, participation = name.rsplit("-", 1)
+    task = next(t for t in TASKS.values() if t.label == label)
+    runs: dict[tuple[str, str], RunResult] = {}
+    with path.open() as handle:
+        for row in csv.DictReader(handle):
+            key = (row["arm"], row["params"])
+            if key not in runs:
+                params = tuple(
+                    (k, float(v)) for k, v in (p.split("=") for p in row["params"].split(";") if p)
+                )
+                fraction = 0.3 if participation == "partial" else 1.0
+                runs[key] = RunResult(RunSpec(row["arm"], params, task, fraction, 0, 0.0, 1, 1))
+            res = runs[key]
+            rnd = int(row["round"])
+            res.accuracy[rnd], res.loss[rnd] = float(row["test_accuracy"]), float(row["test_loss"])
+    for res in runs.values():
+        res.spec = dataclasses.replace(res.spec, rounds=max(res.accuracy))
+    return list(runs.values())
+
+
+def replot(out: Path) -> None:
+    for path in sorted(out.glob("*.csv")):
+        results = read_csv(path)
+        plot(
+            path.with_suffix(".png"),
+            path.stem,
+            best_by_arm(results),
+            TARGET[results[0].spec.task.kind],
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="equivalence checks only (CI)")
@@ -365,12 +419,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
+    parser.add_argument("--replot", action="store_true", help="redraw the PNGs from --out's CSVs")
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds, args.tasks = 3, ["digits-a0.1"]
     out = args.out or Path(__file__).resolve().parent / "results" / (
         "noniid-quick" if args.quick else "noniid"
     )
+    if args.replot:
+        replot(out)
+        return 0
     settings = Settings(args.rounds, args.batch, args.steps)
     plan = Plan(args.tasks, settings, args.quick, args.seeds)
     # Its own seed, hence its own run id: no run may inherit the warm-up's client state.
