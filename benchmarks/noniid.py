@@ -138,8 +138,8 @@ def _spec(
 
 def rounds_to_target(result: RunResult) -> int | None:
     target = TARGET[result.spec.task.kind]
-    hits = [rnd for rnd, acc in sorted(result.accuracy.items()) if rnd > 0 and acc >= target]
-    return hits[0] if hits else None
+    reached = [r for r, acc in sorted(result.accuracy.items()) if r > 0 and acc >= target - 1e-9]
+    return reached[0] if reached else None
 
 
 def tail_accuracy(result: RunResult, n: int = 5) -> float:
@@ -261,13 +261,12 @@ def seeds_table(results: list[RunResult]) -> list[str]:
 def write_csv(path: Path, results: list[RunResult]) -> None:
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["arm", "params", "round", "test_accuracy", "test_loss"])
+        writer.writerow(["arm", "params", "seed", "round", "test_accuracy", "test_loss"])
         for res in results:
             params = ";".join(f"{k}={v:g}" for k, v in res.spec.params)
             for rnd in sorted(res.accuracy):
-                writer.writerow(
-                    [res.spec.arm, params, rnd, f"{res.accuracy[rnd]:.6f}", f"{res.loss[rnd]:.6f}"]
-                )
+                acc, loss = f"{res.accuracy[rnd]:.6f}", f"{res.loss[rnd]:.6f}"
+                writer.writerow([res.spec.arm, params, res.spec.seed, rnd, acc, loss])
 
 
 def plot(path: Path, title: str, best: dict[str, RunResult], target: float) -> bool:
@@ -367,6 +366,9 @@ def report(results: list[RunResult], out: Path, settings: Settings, seconds: flo
         if failed:
             lines += ["", f"Failed runs: {failed}"]
         lines.append("")
+    seeded = [r for r in results if r.spec.task == TASKS[SEEDED_TASK] and r.spec.fraction < 1]
+    if len({r.spec.seed for r in seeded}) > 1:
+        write_csv(out / f"{SEEDED_TASK}-partial-seeds.csv", [r for r in seeded if r.spec.seed])
     lines += seeds_table(results)
     eq_lines, worst = equivalence(results)
     lines += ["## Equivalence with Flower's strategies (global weights, round for round)", ""]
@@ -401,6 +403,8 @@ def read_csv(path: Path) -> list[RunResult]:
 
 def replot(out: Path) -> None:
     for path in sorted(out.glob("*.csv")):
+        if path.stem.endswith("-seeds"):
+            continue
         results = read_csv(path)
         plot(
             path.with_suffix(".png"),
