@@ -22,7 +22,12 @@ median time, range and ratio (goal <= 1.1); then, with tracemalloc, the
 extra peak memory each aggregation allocates, in model sizes (a running
 sum needs about 1-2; one copy per client would need about 100).
 
-Usage: python benchmarks/scale.py [--part sim|agg|both] [--rounds 5] [--repeats 5]
+Part "server" (in-process, no clients): the server steps of a round
+(`configure_train` + `aggregate_train`) of the small model for 10, 100 and
+1000 fabricated replies, ours (FedAvg config) vs Flower's FedAvg, without
+the simulation's noise.
+
+Usage: python benchmarks/scale.py [--part sim|agg|server|all] [--rounds 5] [--repeats 5]
 """
 
 from __future__ import annotations
@@ -279,16 +284,24 @@ def _reply(request: Message, arrays: ArrayRecord, count: int) -> Message:
     )
 
 
-def run_agg(n_clients: int, repeats: int, n_distinct: int = 8) -> list[str]:
+@dataclasses.dataclass
+class AggStats:
+    aggregate_s: dict[str, list[float]]
+    configure_s: dict[str, list[float]]
+    extra_mb: dict[str, float]
+
+
+def time_server_rounds(
+    initial: dict[str, np.ndarray], n_clients: int, repeats: int, n_distinct: int = 8
+) -> AggStats:
+    """Server steps of `repeats` interleaved rounds (after one warm-up round), ours vs Flower's
+    FedAvg, on fabricated replies; then one traced round each for the extra peak memory."""
     # Messages outside a running ServerApp need the identity a SuperLink would give them.
     TaskIdentity.task_id, TaskIdentity.run_id, TaskIdentity.node_id = 1, 1, SUPERLINK_NODE_ID
     rng = np.random.default_rng(0)
-    initial = {k: rng.normal(0, 0.05, s).astype(np.float32) for k, s in SHAPES.items()}
-    n_params = sum(v.size for v in initial.values())
-    model_mb = n_params * 4 / MB
-    # Distinct client payloads, reused cyclically (100 distinct ones would take 4 GB).
+    # Distinct client payloads, reused cyclically (100 distinct 10M ones would take 4 GB).
     payloads = []
-    for _ in range(n_distinct):
+    for _ in range(min(n_distinct, n_clients)):
         noise = {k: rng.normal(0, 0.01, v.shape).astype(np.float32) for k, v in initial.items()}
         payloads.append(ArrayRecord({k: Array(v + noise[k]) for k, v in initial.items()}))
     grid = NodesGrid(n_clients)
@@ -307,40 +320,48 @@ def run_agg(n_clients: int, repeats: int, n_distinct: int = 8) -> list[str]:
 
     strategies = {arm: make(arm) for arm in ("flower-fedavg", "ours-fedavg")}
     arrays = {arm: start_arrays for arm in strategies}
-    times: dict[str, list[float]] = {arm: [] for arm in strategies}
-    configure: dict[str, list[float]] = {arm: [] for arm in strategies}
+    stats = AggStats({arm: [] for arm in strategies}, {arm: [] for arm in strategies}, {})
 
-    def one_round(arm: str, rnd: int, traced: bool = False) -> float:
+    def one_round(arm: str, rnd: int, traced: bool = False) -> None:
         strategy = strategies[arm]
         t0 = time.perf_counter()
         requests = list(strategy.configure_train(rnd, arrays[arm], ConfigRecord(), grid))
         t1 = time.perf_counter()
-        replies = [_reply(req, payloads[i % n_distinct], 100 + i) for i, req in enumerate(requests)]
+        replies = [
+            _reply(req, payloads[i % len(payloads)], 100 + i) for i, req in enumerate(requests)
+        ]
         if traced:
             tracemalloc.start()
             held, _ = tracemalloc.get_traced_memory()
         t2 = time.perf_counter()
         new, _ = strategy.aggregate_train(rnd, replies)
         t3 = time.perf_counter()
-        extra = 0.0
+        assert new is not None, f"{arm}: round {rnd} was not aggregated"
+        arrays[arm] = new
         if traced:
             _, peak = tracemalloc.get_traced_memory()
             tracemalloc.stop()
-            extra = (peak - held) / MB
-        assert new is not None, f"{arm}: round {rnd} was not aggregated"
-        arrays[arm] = new
-        if not traced:
-            times[arm].append(t3 - t2)
-            configure[arm].append(t1 - t0)
-        return extra
+            stats.extra_mb[arm] = (peak - held) / MB
+        elif rnd > 1:  # round 1 warms up
+            stats.aggregate_s[arm].append(t3 - t2)
+            stats.configure_s[arm].append(t1 - t0)
 
     order = list(strategies)
     for rnd in range(1, repeats + 2):
         for arm in order if rnd % 2 else order[::-1]:
             one_round(arm, rnd)
-    for arm in strategies:  # the first round is warm-up
-        times[arm], configure[arm] = times[arm][1:], configure[arm][1:]
-    extras = {arm: one_round(arm, repeats + 2, traced=True) for arm in strategies}
+    for arm in strategies:
+        one_round(arm, repeats + 2, traced=True)
+    return stats
+
+
+def run_agg(n_clients: int, repeats: int) -> list[str]:
+    rng = np.random.default_rng(0)
+    initial = {k: rng.normal(0, 0.05, s).astype(np.float32) for k, s in SHAPES.items()}
+    n_params = sum(v.size for v in initial.values())
+    model_mb = n_params * 4 / MB
+    stats = time_server_rounds(initial, n_clients, repeats)
+    times = stats.aggregate_s
     ratios = [o / f for o, f in zip(times["ours-fedavg"], times["flower-fedavg"], strict=True)]
     lines = [
         f"Aggregation of {n_clients} replies of a {n_params / 1e6:.1f}M-parameter model "
@@ -350,10 +371,11 @@ def run_agg(n_clients: int, repeats: int, n_distinct: int = 8) -> list[str]:
         "extra peak memory in aggregate_train |",
         "|---|---|---|---|",
     ]
-    for arm in strategies:
+    for arm in times:
+        extra = stats.extra_mb[arm]
         lines.append(
-            f"| {arm} | {_span(times[arm])} | {_span(configure[arm])} | "
-            f"{extras[arm]:.0f} MB ({extras[arm] / model_mb:.1f} model sizes) |"
+            f"| {arm} | {_span(times[arm])} | {_span(stats.configure_s[arm])} | "
+            f"{extra:.0f} MB ({extra / model_mb:.1f} model sizes) |"
         )
     lines += [
         "",
@@ -363,9 +385,35 @@ def run_agg(n_clients: int, repeats: int, n_distinct: int = 8) -> list[str]:
     return lines
 
 
+def run_server_scaling(sampled: tuple[int, ...], repeats: int) -> list[str]:
+    """Server time per round (configure + aggregate) of the small model, in-process, by clients."""
+    module = build_module("blobs")
+    initial = {k: v.detach().numpy().copy() for k, v in module.state_dict().items()}
+    lines = [
+        "Server steps per round, in-process (no Ray), logistic regression (610 weights), "
+        f"{repeats} interleaved rounds:",
+        "",
+        "| sampled | Flower FedAvg ms | ours (FedAvg) ms | ours per client ms | ours / Flower |",
+        "|---|---|---|---|---|",
+    ]
+    for n_clients in sampled:
+        stats = time_server_rounds(initial, n_clients, repeats, n_distinct=n_clients)
+        total = {
+            arm: [a + c for a, c in zip(agg, stats.configure_s[arm], strict=True)]
+            for arm, agg in stats.aggregate_s.items()
+        }
+        ours, flower = total["ours-fedavg"], total["flower-fedavg"]
+        ratio = statistics.median(ours) / statistics.median(flower)
+        lines.append(
+            f"| {n_clients} | {_span(flower)} | {_span(ours)} | "
+            f"{statistics.median(ours) * 1e3 / n_clients:.3f} | {ratio:.2f} |"
+        )
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--part", choices=("sim", "agg", "both"), default="both")
+    parser.add_argument("--part", choices=("sim", "agg", "server", "all"), default="all")
     parser.add_argument(
         "--rounds", type=int, default=5, help="sim: rounds (the first warms up, the last is traced)"
     )
@@ -377,10 +425,14 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("flwr", "ray"):
         logging.getLogger(name).setLevel(logging.WARNING)
     lines: list[str] = []
-    if args.part in ("agg", "both"):
-        lines += run_agg(args.clients, args.repeats)
+    if args.part in ("server", "all"):
+        lines += run_server_scaling(tuple(args.sampled), args.repeats)
         print("\n".join(lines), flush=True)
-    if args.part in ("sim", "both"):
+    if args.part in ("agg", "all"):
+        agg_lines = run_agg(args.clients, args.repeats)
+        print("\n".join(agg_lines), flush=True)
+        lines += ["", *agg_lines]
+    if args.part in ("sim", "all"):
         results = run_sim(args.rounds, args.nodes, tuple(args.sampled))
         sim_lines = sim_table(results)
         print("\n".join(sim_lines))
