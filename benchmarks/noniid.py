@@ -380,19 +380,21 @@ def report(results: list[RunResult], out: Path, settings: Settings, seconds: flo
 
 def read_csv(path: Path) -> list[RunResult]:
     """Rebuild a setting's results (curves only) from its CSV."""
-    name = path.stem
+    name = path.stem.removesuffix("-seeds")
     label, participation = name.rsplit("-", 1)
     task = next(t for t in TASKS.values() if t.label == label)
     runs: dict[tuple[str, str], RunResult] = {}
     with path.open() as handle:
         for row in csv.DictReader(handle):
-            key = (row["arm"], row["params"])
+            seed = int(row.get("seed") or 0)
+            key = (row["arm"], row["params"], str(seed))
             if key not in runs:
                 params = tuple(
                     (k, float(v)) for k, v in (p.split("=") for p in row["params"].split(";") if p)
                 )
                 fraction = 0.3 if participation == "partial" else 1.0
-                runs[key] = RunResult(RunSpec(row["arm"], params, task, fraction, 0, 0.0, 1, 1))
+                spec = RunSpec(row["arm"], params, task, fraction, 0, 0.0, 1, 1, seed=seed)
+                runs[key] = RunResult(spec)
             res = runs[key]
             rnd = int(row["round"])
             res.accuracy[rnd], res.loss[rnd] = float(row["test_accuracy"]), float(row["test_loss"])
@@ -402,16 +404,54 @@ def read_csv(path: Path) -> list[RunResult]:
 
 
 def replot(out: Path) -> None:
-    for path in sorted(out.glob("*.csv")):
+    """Redraw the PNGs and recompute summary.md's tables from the CSVs.
+
+    The equivalence section (it needs the weights, not in the CSVs) is kept
+    from the existing summary.md.
+    """
+    summary = out / "summary.md"
+    old = summary.read_text() if summary.exists() else ""
+    lines = [old.splitlines()[0] if old else "# Non-IID shoot-out", ""]
+    lines += ["(Tables recomputed from the CSVs by `noniid.py --replot`.)", ""]
+    everything: list[RunResult] = []
+    for path in sorted(out.glob("*.csv"), key=lambda p: _ORDER.get(p.stem, 99)):
+        results = read_csv(path)
+        everything += results
         if path.stem.endswith("-seeds"):
             continue
-        results = read_csv(path)
-        plot(
-            path.with_suffix(".png"),
-            path.stem,
-            best_by_arm(results),
-            TARGET[results[0].spec.task.kind],
-        )
+        target = TARGET[results[0].spec.task.kind]
+        plot(path.with_suffix(".png"), path.stem, best_by_arm(results), target)
+        lines += [f"## {path.stem} (target {target:.0%})", "", *table(results), ""]
+        lines += [f"![{path.stem}]({path.stem}.png)", ""]
+    lines += seeds_table(everything)
+    if "## Equivalence" in old:
+        lines += ["## Equivalence" + old.split("## Equivalence", 1)[1]]
+    summary.write_text("\n".join(lines))
+
+
+_ORDER = {
+    f"{task}-{part}": 2 * i + j
+    for i, task in enumerate(TASKS)
+    for j, part in enumerate(("partial", "full"))
+}
+
+
+def seed_runs(out: Path, settings: Settings, seeds: int) -> list[RunResult]:
+    """Run the seed repeats of `SEEDED_ARMS` at their best (from the CSV) on digits-a0.1."""
+    task = TASKS[SEEDED_TASK]
+    best = best_by_arm(read_csv(out / f"{SEEDED_TASK}-partial.csv"))
+    plan = [
+        dataclasses.replace(_spec(arm, best[arm].spec.param, task, 0.3, settings), seed=seed)
+        for seed in range(1, seeds)
+        for arm in SEEDED_ARMS
+    ]
+    results: list[RunResult] = []
+    warmup = dataclasses.replace(
+        _spec("fedavg", {}, task, 1.0, Settings(1, settings.batch, 1)), seed=999
+    )
+    run_all(plan, n_nodes=30, warmup=warmup, on_result=results.append)
+    write_csv(out / f"{SEEDED_TASK}-partial-seeds.csv", results)
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -424,16 +464,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
     parser.add_argument("--replot", action="store_true", help="redraw the PNGs from --out's CSVs")
+    parser.add_argument(
+        "--seed-runs", action="store_true", help="only (re)run the digits-a0.1 seed repeats"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds, args.tasks = 3, ["digits-a0.1"]
     out = args.out or Path(__file__).resolve().parent / "results" / (
         "noniid-quick" if args.quick else "noniid"
     )
-    if args.replot:
+    settings = Settings(args.rounds, args.batch, args.steps)
+    if args.seed_runs:
+        seed_runs(out, settings, args.seeds)
+    if args.replot or args.seed_runs:
         replot(out)
         return 0
-    settings = Settings(args.rounds, args.batch, args.steps)
     plan = Plan(args.tasks, settings, args.quick, args.seeds)
     # Its own seed, hence its own run id: no run may inherit the warm-up's client state.
     warmup = dataclasses.replace(
