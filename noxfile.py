@@ -1,5 +1,7 @@
 """Developer sessions: `python3 -m nox` runs lint, typecheck, tests-core, tests and declearn-compat.
 
+`tests` includes `tests/benchmarks` (the `--quick` non-IID check, also alone as `bench-quick`).
+
 Each session installs into its own virtualenv under `.nox/`, so a fresh machine
 needs nothing but `pip install nox`.
 """
@@ -83,3 +85,18 @@ def tests_agilerl(session: nox.Session) -> None:
     session.run(
         "python", "-m", "pytest", *PYTEST_ARGS, "tests/ilql/test_ilql_agilerl.py", *session.posargs
     )
+
+
+@nox.session(name="bench-quick")
+def bench_quick(session: nox.Session) -> None:
+    """`benchmarks/noniid.py --quick` (equivalence with Flower's strategies) through its test."""
+    session.install("-e", ".[bench]", "pytest")
+    session.run("python", "-m", "pytest", *PYTEST_ARGS, "tests/benchmarks", *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Full non-IID shoot-out and scale benchmarks (long; not run by default)."""
+    session.install("-e", ".[bench]")
+    session.run("python", "benchmarks/noniid.py", *session.posargs)
+    session.run("python", "benchmarks/scale.py")
