@@ -10,7 +10,7 @@ from quickstart_legacy.task import build_model, load_partition, to_in_memory
 
 
 def client_fn(context: Context) -> Client:
-    """Build this node's client; its Optimizer state (SCAFFOLD's c_i) persists in `context.state`."""
+    """Build this node's client; its Optimizer state (SCAFFOLD's c_i) lives in `context.state`."""
     cfg = context.run_config
     partition = load_partition(
         int(context.node_config["partition-id"]),
@@ -20,7 +20,8 @@ def client_fn(context: Context) -> Client:
         seed=int(cfg["seed"]),
     )
     model = build_model(seed=int(cfg["seed"]))
-    return DeclearnClient(model, to_in_memory(partition, seed=int(cfg["seed"])), context).to_client()
+    train_data = to_in_memory(partition, seed=int(cfg["seed"]))
+    return DeclearnClient(model, train_data, context).to_client()
 
 
 app = ClientApp(client_fn=client_fn)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import functools
 
-import numpy as np
 import datasets
+import numpy as np
 import torch
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
 from flwr_datasets.partitioner import DirichletPartitioner, IidPartitioner, Partitioner

@@ -9,7 +9,7 @@ from quickstart.task import build_model, load_partition, to_in_memory
 
 
 def client_fn(context: Context) -> DeclearnClient:
-    """Build this node's client; its Optimizer state (SCAFFOLD's c_i) persists in `context.state`."""
+    """Build this node's client; its Optimizer state (SCAFFOLD's c_i) lives in `context.state`."""
     cfg = context.run_config
     partition = load_partition(
         int(context.node_config["partition-id"]),

@@ -8,9 +8,9 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Mapping
 from logging import INFO
 from pathlib import Path
-from collections.abc import Mapping
 from typing import Any
 
 from flwr.common import log
@@ -30,9 +30,7 @@ class RunReport:
         The run config, saved in the JSON.
     """
 
-    def __init__(
-        self, name: str, result_file: str, config: Mapping[str, Any]
-    ) -> None:
+    def __init__(self, name: str, result_file: str, config: Mapping[str, Any]) -> None:
         self.name = name
         self.json_path = Path(result_file).expanduser().resolve()
         self.png_path = self.json_path.with_suffix(".png")
