@@ -2,9 +2,8 @@
 
 - python blocks of README.md run, in order, as one script in a fresh interpreter
   (they train on Flower's simulation engine: slow);
-- diff blocks ("Port your Flower app") apply to the template app in
-  tests/examples/flower_template, and the line counts the README states are theirs
-  (tests/examples/test_port_template.py trains the result);
+- diff blocks ("Port your Flower app") are applied to the template app and the
+  result trained by tests/examples/test_port_template.py;
 - bash blocks of README.md and examples/**/README.md only name things that exist:
   extras of pyproject.toml, Flower apps and their run-config keys, files, Flower's
   commands and their options (tests/examples runs the examples' commands);
@@ -17,7 +16,6 @@ import functools
 import os
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 import tomllib
@@ -26,7 +24,6 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-TEMPLATE = REPO / "tests" / "examples" / "flower_template"
 READMES = [REPO / "README.md", *sorted((REPO / "examples").glob("**/README.md"))]
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.MULTILINE | re.DOTALL)
 FLOWER_COMMANDS = {"flwr", "flower-superlink", "flower-supernode"}
@@ -154,51 +151,6 @@ def test_toml_blocks_parse() -> None:
     for readme in READMES:
         for block in code_blocks(readme, "toml"):
             tomllib.loads(block)
-
-
-# -- diff: "Port your Flower app" ---------------------------------------------------------------
-
-
-def port_diffs() -> list[str]:
-    """The diff blocks of README.md (the port of Flower's PyTorch template)."""
-    diffs = code_blocks(REPO / "README.md", "diff")
-    assert len(diffs) == 2, "README.md should hold the server and the client diff"
-    return diffs
-
-
-def apply_port(target: Path) -> Path:
-    """Copy the template app to `target` and apply README.md's diffs to it."""
-    shutil.copytree(TEMPLATE, target, ignore=shutil.ignore_patterns("__pycache__"))
-    for i, diff in enumerate(port_diffs()):
-        patch = target.parent / f"port-{i}.diff"
-        patch.write_text(diff)
-        subprocess.run(
-            ["git", "apply", "--whitespace=nowarn", str(patch)],
-            cwd=target,
-            check=True,
-            capture_output=True,
-        )
-    return target
-
-
-def changed_lines(diffs: list[str]) -> tuple[int, int]:
-    """(lines added, lines deleted) of unified diffs."""
-    lines = [line for diff in diffs for line in diff.splitlines()]
-    added = sum(line.startswith("+") and not line.startswith("+++") for line in lines)
-    deleted = sum(line.startswith("-") and not line.startswith("---") for line in lines)
-    return added, deleted
-
-
-def test_port_diffs_apply_to_the_template_and_the_readme_counts_their_lines(
-    tmp_path: Path,
-) -> None:
-    ported = apply_port(tmp_path / "myapp")
-    assert "DeclearnMessageStrategy" in (ported / "myapp" / "server_app.py").read_text()
-    assert "handle_train" in (ported / "myapp" / "client_app.py").read_text()
-    added, deleted = changed_lines(port_diffs())
-    text = (REPO / "README.md").read_text()
-    assert f"{added} lines written and {deleted} deleted" in text, (added, deleted)
-    assert added <= 25, "the port should stay a small diff"
 
 
 # -- python -------------------------------------------------------------------------------------
