@@ -36,6 +36,8 @@ class RunReport:
         self.png_path = self.json_path.with_suffix(".png")
         self.config = {key: _plain(val) for key, val in config.items()}
         self.rounds: list[dict[str, float]] = []
+        self.extra: dict[str, Any] = {}
+        """Other results, saved in the JSON."""
         self.started = time.perf_counter()
 
     def record(self, server_round: int, loss: float, accuracy: float) -> None:
@@ -86,6 +88,7 @@ class RunReport:
             "rounds": self.rounds,
             "final_accuracy": final.get("accuracy"),
             "wall_time_s": round(time.perf_counter() - self.started, 2),
+            **self.extra,
         }
         self.json_path.parent.mkdir(parents=True, exist_ok=True)
         self.json_path.write_text(json.dumps(results, indent=1))
