@@ -32,17 +32,19 @@ def readme_command(example: str) -> list[str]:
 
 
 # example: (short rounds, extra run-config overrides, accuracy the last round must reach,
-#           module that must be importable)
-CASES = {
-    "quickstart": (3, "", 0.5, "torch"),
-    "quickstart-legacy": (3, "", 0.5, "torch"),
+#           module that must be importable, results the JSON must hold)
+CASES: dict[str, tuple[int, str, float, str, dict[str, object]]] = {
+    "quickstart": (3, "", 0.5, "torch", {}),
+    "quickstart-legacy": (3, "", 0.5, "torch", {}),
+    "keras": (3, "", 0.5, "tensorflow", {}),
+    "haiku-finetune": (3, "pretrain-epochs=3", 0.5, "haiku", {"frozen_weights_unchanged": True}),
 }
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("example", sorted(CASES))
 def test_example_command_runs_and_writes_its_json_and_png(example: str, tmp_path: Path) -> None:
-    rounds, overrides, min_accuracy, needs = CASES[example]
+    rounds, overrides, min_accuracy, needs, expected = CASES[example]
     pytest.importorskip(needs)
     pytest.importorskip("flwr_datasets")
     pytest.importorskip("matplotlib")
@@ -62,6 +64,7 @@ def test_example_command_runs_and_writes_its_json_and_png(example: str, tmp_path
     print(f"{example}: accuracy by round {[round(acc, 3) for acc in accuracies]}")
     assert results["final_accuracy"] == accuracies[-1] >= min_accuracy, accuracies
     assert accuracies[-1] > accuracies[0], accuracies
+    assert {key: results.get(key) for key in expected} == expected
     png = result_file.with_suffix(".png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
