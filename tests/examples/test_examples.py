@@ -37,6 +37,7 @@ CASES: dict[str, tuple[int, str, float, str, dict[str, object]]] = {
     "quickstart": (3, "", 0.5, "torch", {}),
     "quickstart-legacy": (3, "", 0.5, "torch", {}),
     "keras": (3, "", 0.5, "tensorflow", {}),
+    "jax": (3, "", 0.5, "flwr_declearn.model.jax", {}),
     "haiku-finetune": (3, "pretrain-epochs=3", 0.5, "haiku", {"frozen_weights_unchanged": True}),
 }
 
