@@ -38,6 +38,7 @@ CASES: dict[str, tuple[int, str, float, str, dict[str, object]]] = {
     "quickstart-legacy": (3, "", 0.5, "torch", {}),
     "keras": (3, "", 0.5, "tensorflow", {}),
     "jax": (3, "", 0.5, "flwr_declearn.model.jax", {}),
+    "mixed-frameworks": (3, "", 0.5, "flwr_declearn.model.jax", {}),
     "haiku-finetune": (3, "pretrain-epochs=3", 0.5, "haiku", {"frozen_weights_unchanged": True}),
 }
 
