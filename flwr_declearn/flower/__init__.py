@@ -7,7 +7,8 @@ This is the only subpackage of flwr_declearn that imports `flwr`.
 - `DeclearnStrategy`: a Flower Strategy (legacy API) running the server
   Optimizer on the FedOpt pseudo-gradient, with aux-var exchange.
 - `DeclearnMessageStrategy`: the same on Flower's Message API.
-- `make_client_app` / `make_server_app`: ClientApp and ServerApp factories.
+- `make_client_app` / `make_server_app`: ClientApp and ServerApp factories;
+  `handle_train` / `handle_evaluate`: the client handlers, for your own ClientApp.
 - `ModelEvaluator`: a server-side `evaluate_fn` for both strategies.
 - `TrainingConfig`, `EvaluationConfig`: what the server asks clients to do.
 - `wire`: the wire format of every structured payload.
@@ -15,8 +16,13 @@ This is the only subpackage of flwr_declearn that imports `flwr`.
 
 from flwr_declearn.flower import aggregation, wire
 from flwr_declearn.flower._evaluation import ModelEvaluator, evaluate_model
-from flwr_declearn.flower.apps import make_client_app, make_server_app
-from flwr_declearn.flower.client import STATE_KEY, DeclearnClient, FitOutput
+from flwr_declearn.flower.apps import (
+    handle_evaluate,
+    handle_train,
+    make_client_app,
+    make_server_app,
+)
+from flwr_declearn.flower.client import STATE_KEY, DeclearnClient, FitOutput, RejectedMessage
 from flwr_declearn.flower.config import EvaluationConfig, TrainingConfig
 from flwr_declearn.flower.message_strategy import DeclearnMessageStrategy
 from flwr_declearn.flower.strategy import DeclearnStrategy, ServerEvaluateFn
@@ -29,10 +35,13 @@ __all__ = [
     "EvaluationConfig",
     "FitOutput",
     "ModelEvaluator",
+    "RejectedMessage",
     "ServerEvaluateFn",
     "TrainingConfig",
     "aggregation",
     "evaluate_model",
+    "handle_evaluate",
+    "handle_train",
     "make_client_app",
     "make_server_app",
     "wire",

@@ -164,6 +164,53 @@ def haiku_case() -> ModelCase:
     )
 
 
+# -- plain jax ---------------------------------------------------------------------------------
+
+
+def jax_mlp(params: Any, inputs: Any) -> Any:
+    """Tanh MLP over a plain params pytree; module-level so that configs can pickle it."""
+    import jax
+
+    hidden = jax.nn.tanh(inputs @ params["hidden"]["w"] + params["hidden"]["b"])
+    return hidden @ params["output"]["w"] + params["output"]["b"]
+
+
+def jax_mlp_params(n_features: int, n_hidden: int, n_classes: int, dtype: str, seed: int) -> Any:
+    """Glorot-uniform kernels and zero biases, as numpy arrays."""
+    rng = np.random.default_rng(seed)
+
+    def dense(n_in: int, n_out: int) -> dict[str, np.ndarray]:
+        bound = np.sqrt(6.0 / (n_in + n_out))
+        kernel = rng.uniform(-bound, bound, size=(n_in, n_out)).astype(dtype)
+        return {"w": kernel, "b": np.zeros(n_out, dtype=dtype)}
+
+    return {"hidden": dense(n_features, n_hidden), "output": dense(n_hidden, n_classes)}
+
+
+def build_jax(
+    dtype: str, frozen: bool, n_features: int, n_hidden: int, n_classes: int, seed: int
+) -> Model:
+    from flwr_declearn.model.jax import JaxModel
+
+    params = jax_mlp_params(n_features, n_hidden, n_classes, dtype, seed)
+    model = JaxModel(jax_mlp, params, haiku_xent, seed=seed)
+    if frozen:
+        model.set_trainable_weights(lambda name, value: not name.startswith("hidden/"))
+    return model
+
+
+def jax_case() -> ModelCase:
+    from flwr_declearn.model.jax import JaxNumpyVector
+
+    return ModelCase(
+        "JaxModel",
+        build_jax,
+        JaxNumpyVector,
+        pickled_config=True,
+        package="flwr_declearn.model.haiku",
+    )
+
+
 # -- tensorflow --------------------------------------------------------------------------------
 
 

@@ -10,12 +10,13 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from .cases import ModelCase, haiku_case, tensorflow_case, torch_case
+from .cases import ModelCase, haiku_case, jax_case, tensorflow_case, torch_case
 
 CASES: dict[str, tuple[tuple[str, ...], Callable[[], ModelCase]]] = {
     "torch": (("torch",), torch_case),
     "haiku": (("jax", "haiku", "optax"), haiku_case),
     "tensorflow": (("tensorflow", "keras"), tensorflow_case),
+    "jax": (("jax", "optax"), jax_case),
 }
 
 
