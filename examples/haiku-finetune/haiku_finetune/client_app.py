@@ -5,7 +5,7 @@ from __future__ import annotations
 from flwr.app import Context
 
 from flwr_declearn.flower import DeclearnClient, make_client_app
-from haiku_finetune.task import build_model, load_partition, to_in_memory
+from haiku_finetune.task import build_model, load_partition
 
 
 def client_fn(context: Context) -> DeclearnClient:
@@ -19,7 +19,7 @@ def client_fn(context: Context) -> DeclearnClient:
         seed=int(cfg["seed"]),
     )
     model = build_model(seed=int(cfg["seed"]), frozen_body=True)
-    return DeclearnClient(model, to_in_memory(partition, seed=int(cfg["seed"])), context)
+    return DeclearnClient(model, partition, context)
 
 
 app = make_client_app(client_fn)

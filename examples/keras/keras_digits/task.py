@@ -24,7 +24,7 @@ from flwr_datasets.partitioner import (
 )
 from sklearn.datasets import load_digits
 
-from flwr_declearn.data import InMemoryDataset
+from flwr_declearn.data import InMemoryDataset, as_dataset
 from flwr_declearn.model.tensorflow import TensorflowModel
 
 N_FEATURES = 64
@@ -99,16 +99,6 @@ def load_partition(
     return _partitioner(num_partitions, partitioning, alpha, seed).load_partition(partition_id)
 
 
-def to_in_memory(dataset: Dataset, seed: int | None = None) -> InMemoryDataset:
-    """Return the (pixels, label) arrays of a digits `datasets.Dataset` as an InMemoryDataset."""
-    arrays = dataset.with_format("numpy")
-    return InMemoryDataset(
-        np.asarray(arrays["pixels"], dtype=np.float32),
-        np.asarray(arrays["label"], dtype=np.int64),
-        seed=seed,
-    )
-
-
 def load_test_data(seed: int = 0) -> InMemoryDataset:
     """Return the held-out test set (for the server's evaluation of the global model)."""
-    return to_in_memory(load_digits_splits(seed)["test"])
+    return as_dataset(load_digits_splits(seed)["test"])

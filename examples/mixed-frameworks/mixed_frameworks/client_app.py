@@ -5,7 +5,7 @@ from __future__ import annotations
 from flwr.app import Context
 
 from flwr_declearn.flower import DeclearnClient, make_client_app
-from mixed_frameworks.task import build_model, load_partition, to_in_memory
+from mixed_frameworks.task import build_model, load_partition
 
 
 def framework_of(partition_id: int, frameworks: str) -> str:
@@ -26,7 +26,7 @@ def client_fn(context: Context) -> DeclearnClient:
         seed=int(cfg["seed"]),
     )
     model = build_model(framework_of(partition_id, str(cfg["frameworks"])), seed=int(cfg["seed"]))
-    return DeclearnClient(model, to_in_memory(partition, seed=int(cfg["seed"])), context)
+    return DeclearnClient(model, partition, context)
 
 
 app = make_client_app(client_fn)

@@ -6,7 +6,7 @@ from flwr.app import Context
 from flwr.client import Client, ClientApp
 
 from flwr_declearn.flower import DeclearnClient
-from quickstart_legacy.task import build_model, load_partition, to_in_memory
+from quickstart_legacy.task import build_model, load_partition
 
 
 def client_fn(context: Context) -> Client:
@@ -20,8 +20,7 @@ def client_fn(context: Context) -> Client:
         seed=int(cfg["seed"]),
     )
     model = build_model(seed=int(cfg["seed"]))
-    train_data = to_in_memory(partition, seed=int(cfg["seed"]))
-    return DeclearnClient(model, train_data, context).to_client()
+    return DeclearnClient(model, partition, context).to_client()
 
 
 app = ClientApp(client_fn=client_fn)
