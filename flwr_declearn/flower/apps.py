@@ -61,15 +61,17 @@ def handle_train(
     """Answer a train request with `client`: Message API (see `_records`) or legacy.
 
     Call it from your own ClientApp to keep your `@app.train()` function,
-    your data pipeline and extra metrics:
+    your data pipeline and extra metrics::
 
-    >>> app = ClientApp()
-    >>> @app.train()
-    ... def train(message: Message, context: Context) -> Message:
-    ...     client = DeclearnClient(Net(), my_dataloader, context)  # any accepted data
-    ...     reply = handle_train(client, message, context)
-    ...     reply.content["metrics"]["my-metric"] = 1.0  # add what you like
-    ...     return reply
+        app = ClientApp()
+
+        @app.train()
+        def train(message: Message, context: Context) -> Message:
+            model = TorchModel(Net(), loss=torch.nn.CrossEntropyLoss(reduction="none"))
+            client = DeclearnClient(model, my_dataloader, context)  # any accepted data
+            reply = handle_train(client, message, context)
+            reply.content["metrics"]["my-metric"] = 1.0  # add what you like
+            return reply
 
     Parameters
     ----------

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from flwr_declearn.data import InMemoryDataset, as_dataset, from_hf_dataset, from_tf_dataset
 
@@ -115,3 +117,26 @@ def test_unsupported_data_is_rejected_with_the_accepted_types() -> None:
         as_dataset({"x": X})
     with pytest.raises(ValueError, match="varying lengths"):
         as_dataset(torch.utils.data.DataLoader([(X[0], Y[0]), (X[1],)], batch_size=None))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    lengths=st.lists(st.integers(0, 4), min_size=1, max_size=4),
+    feature_shape=st.lists(st.integers(1, 3), max_size=2),
+)
+def test_numpy_tuples_are_taken_when_aligned_and_rejected_otherwise(
+    lengths: list[int], feature_shape: list[int]
+) -> None:
+    arrays = [np.zeros((n, *feature_shape)) for n in lengths]
+    if len(arrays) > 3:
+        with pytest.raises(TypeError, match="Training data must be"):
+            as_dataset(tuple(arrays))
+        return
+    if len(set(lengths)) > 1:
+        with pytest.raises(ValueError, match="samples while 'data' has"):
+            as_dataset(tuple(arrays))
+        return
+    data = as_dataset(tuple(arrays))
+    assert len(data) == lengths[0]
+    assert (data.target is None) == (len(arrays) < 2)
+    assert (data.s_wght is None) == (len(arrays) < 3)
