@@ -1,9 +1,10 @@
 """Each example's command, as its README gives it, runs with short settings and writes its results.
 
 The command is read from the example's README (its first `flwr run examples/...` line);
-the test adds `--run-config` overrides: fewer rounds and a result file in a temporary
-directory. Every run must exit 0, log its per-round progress and its summary, and write
-the results JSON (one entry per round, round 0 included) and the learning-curve PNG.
+the test adds overrides: fewer rounds, a result file in a temporary directory, and
+one CPU per simulated client. Every run must exit 0, log its per-round progress and its
+summary, and write the results JSON (one entry per round, round 0 included) and the
+learning-curve PNG.
 """
 
 from __future__ import annotations
@@ -56,7 +57,9 @@ def test_example_command_runs_and_writes_its_json_and_png(example: str, tmp_path
     pytest.importorskip("matplotlib")
     result_file = tmp_path / "out" / f"{example}.json"
     run_config = f'num-server-rounds={rounds} result-file="{result_file}" {overrides}'
-    run = flwr_run([*readme_command(example), "--run-config", run_config], tmp_path)
+    # Two simulated clients at a time on CI's 2 cores (the default reserves 2 CPUs per client).
+    speed = ["--federation-config", "client-resources-num-cpus=1"]
+    run = flwr_run([*readme_command(example), *speed, "--run-config", run_config], tmp_path)
     log = run.output
     print(f"\n{example}: flwr run {run.wall_s:.1f}s")
     assert run.returncode == 0, log[-6000:]
