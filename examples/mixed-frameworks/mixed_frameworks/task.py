@@ -90,7 +90,9 @@ def _haiku_mlp(inputs: Any) -> Any:
     import haiku as hk
     import jax
 
-    return hk.Linear(N_CLASSES)(jax.nn.relu(hk.Linear(HIDDEN)(inputs)))
+    # Layers are numbered canonically in the order haiku names them: create them in order.
+    hidden = jax.nn.relu(hk.Linear(HIDDEN)(inputs))
+    return hk.Linear(N_CLASSES)(hidden)
 
 
 def _haiku_model(seed: int) -> Model[Any]:
