@@ -15,6 +15,7 @@ import json
 import re
 import shlex
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,13 +35,14 @@ def readme_command(example: str) -> list[str]:
 
 
 # example: (short rounds, extra run-config overrides, accuracy the last round must reach,
-#           module that must be importable, results the JSON must hold)
-CASES: dict[str, tuple[int, str, float, str, dict[str, object]]] = {
+#           module that must be importable, results the JSON must hold[, federation overrides])
+CASES: dict[str, tuple[Any, ...]] = {
     "quickstart": (3, "", 0.5, "torch", {}),
     "quickstart-legacy": (3, "", 0.5, "torch", {}),
     "keras": (3, "", 0.5, "tensorflow", {}),
     "jax": (3, "", 0.5, "flwr_declearn.model.jax", {}),
-    "mixed-frameworks": (3, "", 0.5, "canonical torch", {}),
+    # One client per framework (the README runs two).
+    "mixed-frameworks": (3, "", 0.5, "canonical torch", {}, "num-supernodes=4"),
     "haiku-finetune": (3, "pretrain-epochs=3", 0.5, "haiku", {"frozen_weights_unchanged": True}),
 }
 
@@ -48,7 +50,7 @@ CASES: dict[str, tuple[int, str, float, str, dict[str, object]]] = {
 @pytest.mark.slow
 @pytest.mark.parametrize("example", sorted(CASES))
 def test_example_command_runs_and_writes_its_json_and_png(example: str, tmp_path: Path) -> None:
-    rounds, overrides, min_accuracy, needs, expected = CASES[example]
+    rounds, overrides, min_accuracy, needs, expected, *federation = CASES[example]
     if needs == "canonical torch":
         _require_canonical_torch()
     else:
@@ -58,7 +60,7 @@ def test_example_command_runs_and_writes_its_json_and_png(example: str, tmp_path
     result_file = tmp_path / "out" / f"{example}.json"
     run_config = f'num-server-rounds={rounds} result-file="{result_file}" {overrides}'
     # Two simulated clients at a time on CI's 2 cores (the default reserves 2 CPUs per client).
-    speed = ["--federation-config", "client-resources-num-cpus=1"]
+    speed = ["--federation-config", " ".join(["client-resources-num-cpus=1", *federation])]
     run = flwr_run([*readme_command(example), *speed, "--run-config", run_config], tmp_path)
     log = run.output
     print(f"\n{example}: flwr run {run.wall_s:.1f}s")
@@ -67,6 +69,9 @@ def test_example_command_runs_and_writes_its_json_and_png(example: str, tmp_path
     for rnd in range(rounds + 1):
         assert f"round {rnd}: test accuracy" in log, log[-6000:]
     assert f"Summary of {example}: {rounds} rounds" in log, log[-6000:]
+    # Every client's update was used, and TensorFlow compiled its graphs once.
+    for fault in ("skipping node", "failed:", "retracing"):
+        assert fault not in log, log[-6000:]
     results = json.loads(result_file.read_text())
     assert [entry["round"] for entry in results["rounds"]] == list(range(rounds + 1))
     accuracies = [entry["accuracy"] for entry in results["rounds"]]
