@@ -101,7 +101,7 @@ def _partitioner(num_partitions: int, partitioning: str, alpha: float, seed: int
     return partitioner
 
 
-def load_partition(
+def load_client_data(
     partition_id: int,
     num_partitions: int,
     partitioning: str = "dirichlet",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flwr.app import Context
 
 from flwr_declearn.flower import DeclearnClient, make_client_app
-from mixed_frameworks.task import build_model, load_partition
+from mixed_frameworks.task import build_model, load_client_data
 
 
 def framework_of(partition_id: int, frameworks: str) -> str:
@@ -18,7 +18,7 @@ def client_fn(context: Context) -> DeclearnClient:
     """Build this node's client: the MLP in this node's framework, on its partition."""
     cfg = context.run_config
     partition_id = int(context.node_config["partition-id"])
-    partition = load_partition(
+    partition = load_client_data(
         partition_id,
         int(context.node_config["num-partitions"]),
         partitioning=str(cfg["partitioning"]),

@@ -5,13 +5,13 @@ from __future__ import annotations
 from flwr.app import Context
 
 from flwr_declearn.flower import DeclearnClient, make_client_app
-from quickstart.task import build_model, load_partition
+from quickstart.task import build_model, load_client_data
 
 
 def client_fn(context: Context) -> DeclearnClient:
     """Build this node's client; its Optimizer state (SCAFFOLD's c_i) lives in `context.state`."""
     cfg = context.run_config
-    partition = load_partition(
+    partition = load_client_data(
         int(context.node_config["partition-id"]),
         int(context.node_config["num-partitions"]),
         partitioning=str(cfg["partitioning"]),

@@ -16,8 +16,9 @@ import torch
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
 from flwr_datasets.partitioner import DirichletPartitioner, IidPartitioner, Partitioner
 from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
 
-from flwr_declearn.data import InMemoryDataset, as_dataset
+from flwr_declearn.data import InMemoryDataset, as_dataset, partition_dataset
 from flwr_declearn.model.torch import TorchModel
 
 N_FEATURES = 64
@@ -77,7 +78,7 @@ def _partitioner(num_partitions: int, partitioning: str, alpha: float, seed: int
     return partitioner
 
 
-def load_partition(
+def load_client_data(
     partition_id: int,
     num_partitions: int,
     partitioning: str = "dirichlet",
@@ -93,3 +94,35 @@ def load_partition(
 def load_test_data(seed: int = 0) -> InMemoryDataset:
     """Return the held-out test set (for the server's evaluation of the global model)."""
     return as_dataset(load_digits_splits(seed)["test"])
+
+
+# -- for the repository's tests -------------------------------------------------------------------
+# tests/flower and tests/model train on this data as InMemoryDatasets, split by flwr_declearn's
+# own Dirichlet partitioning; their accuracy figures are pinned to this split.
+
+
+@functools.cache
+def load_splits(seed: int = 0) -> tuple[InMemoryDataset, InMemoryDataset]:
+    """Return the (train, test) digits as InMemoryDatasets: 80/20 stratified, pixels in [0, 1]."""
+    digits = load_digits()
+    inputs = (digits.data / 16.0).astype(np.float32)
+    labels = digits.target.astype(np.int64)
+    x_train, x_test, y_train, y_test = train_test_split(
+        inputs, labels, test_size=0.2, stratify=labels, random_state=seed
+    )
+    return InMemoryDataset(x_train, y_train, seed=seed), InMemoryDataset(x_test, y_test)
+
+
+@functools.cache
+def load_partition(
+    partition_id: int, num_partitions: int, alpha: float = 0.5, seed: int = 0
+) -> InMemoryDataset:
+    """Return shard `partition_id` of `load_splits`' training set (Dirichlet label skew)."""
+    if not 0 <= partition_id < num_partitions:
+        raise ValueError(f"partition-id {partition_id} is not in [0, {num_partitions}).")
+    train, _ = load_splits(seed)
+    min_size = min(20, len(train) // num_partitions)
+    shards = partition_dataset(
+        train, num_partitions, "dirichlet", alpha=alpha, min_size=min_size, seed=seed
+    )
+    return shards[partition_id]
