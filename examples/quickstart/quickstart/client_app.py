@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 from flwr.app import Context
-from flwr.client import Client, ClientApp
 
-from flwr_declearn.flower import DeclearnClient
-from quickstart.task import build_model, load_partition
+from flwr_declearn.flower import DeclearnClient, make_client_app
+from quickstart.task import build_model, load_client_data
 
 
-def client_fn(context: Context) -> Client:
-    """Build this node's client; its Optimizer state persists in `context.state`."""
-    partition = load_partition(
+def client_fn(context: Context) -> DeclearnClient:
+    """Build this node's client; its Optimizer state (SCAFFOLD's c_i) lives in `context.state`."""
+    cfg = context.run_config
+    partition = load_client_data(
         int(context.node_config["partition-id"]),
         int(context.node_config["num-partitions"]),
-        alpha=float(context.run_config["dirichlet-alpha"]),
-        seed=int(context.run_config["seed"]),
+        partitioning=str(cfg["partitioning"]),
+        alpha=float(cfg["dirichlet-alpha"]),
+        seed=int(cfg["seed"]),
     )
-    model = build_model(seed=int(context.run_config["seed"]))
-    return DeclearnClient(model, partition, context).to_client()
+    model = build_model(seed=int(cfg["seed"]))
+    return DeclearnClient(model, partition, context)
 
 
-app = ClientApp(client_fn=client_fn)
+# The Optimizer and training configs come from the server's DeclearnMessageStrategy.
+app = make_client_app(client_fn)

@@ -1,64 +1,48 @@
-"""ServerApp: SCAFFOLD with server-side Adam, evaluated on the held-out test set each round."""
+"""ServerApp: SCAFFOLD with server-side Adam, the global model tested after every round."""
 
 from __future__ import annotations
 
-import json
-from logging import INFO
-from pathlib import Path
-
 from flwr.app import Context
-from flwr.common import Scalar, log
-from flwr.server import ServerApp, ServerAppComponents, ServerConfig
+from flwr.serverapp import Grid, ServerApp
 
-from flwr_declearn.flower import DeclearnStrategy, ModelEvaluator
+from flwr_declearn.flower import DeclearnMessageStrategy, ModelEvaluator
 from flwr_declearn.optimizer import Optimizer
-from quickstart.task import build_model, load_splits
+from quickstart.report import RunReport
+from quickstart.task import build_model, load_test_data
+
+app = ServerApp()
 
 
-class AccuracyReport:
-    """Server-side evaluation that logs (and optionally saves) the accuracy of every round."""
-
-    def __init__(self, evaluator: ModelEvaluator, result_file: str) -> None:
-        self.evaluator = evaluator
-        self.result_file = Path(result_file) if result_file else None
-        self.history: list[dict[str, float]] = []
-
-    def __call__(self, server_round: int, weights: dict) -> tuple[float, dict[str, Scalar]]:
-        loss, metrics = self.evaluator(server_round, weights)
-        accuracy = float(metrics["accuracy"])
-        log(INFO, "round %d: test accuracy %.4f, test loss %.4f", server_round, accuracy, loss)
-        self.history.append({"round": server_round, "accuracy": accuracy, "loss": float(loss)})
-        if self.result_file is not None:
-            self.result_file.write_text(json.dumps({"rounds": self.history}, indent=1))
-        return loss, {"accuracy": accuracy}
-
-
-def server_fn(context: Context) -> ServerAppComponents:
-    """Build the DeclearnStrategy from the run config."""
+@app.main()
+def main(grid: Grid, context: Context) -> None:
+    """Run the federated training configured by the run config (`pyproject.toml`)."""
     cfg = context.run_config
     seed = int(cfg["seed"])
-    _, test_data = load_splits(seed)
-    strategy = DeclearnStrategy(
+    report = RunReport("quickstart", str(cfg["result-file"]), dict(cfg))
+    evaluator = ModelEvaluator(build_model(seed=seed), load_test_data(seed))
+
+    def evaluate(server_round: int, weights: dict) -> tuple[float, dict]:
+        loss, metrics = evaluator(server_round, weights)
+        report.record(server_round, loss, metrics["accuracy"])
+        return loss, metrics
+
+    strategy = DeclearnMessageStrategy(
         model=build_model(seed=seed),
+        # Clients: SGD corrected by SCAFFOLD's control variates.
         client_optimizer={
             "lrate": float(cfg["client-lrate"]),
             "modules": [["scaffold-client", {}]],
         },
+        # Server: Adam on the averaged update (and SCAFFOLD's global control variate).
         server_optimizer=Optimizer(
             lrate=float(cfg["server-lrate"]), modules=["adam", "scaffold-server"]
         ),
         train_config={"batch_size": int(cfg["batch-size"]), "n_steps": int(cfg["local-steps"])},
-        fraction_fit=float(cfg["fraction-fit"]),
-        fraction_evaluate=0.0,
-        min_fit_clients=int(cfg["min-clients"]),
-        min_available_clients=int(cfg["min-clients"]),
-        evaluate_fn=AccuracyReport(
-            ModelEvaluator(build_model(seed=seed), test_data), str(cfg["result-file"])
-        ),
+        fraction_train=float(cfg["fraction-train"]),
+        fraction_evaluate=0.0,  # the server tests the global model itself
+        min_train_nodes=int(cfg["min-clients"]),
+        min_available_nodes=int(cfg["min-clients"]),
+        evaluate_fn=evaluate,
     )
-    return ServerAppComponents(
-        strategy=strategy, config=ServerConfig(num_rounds=int(cfg["num-server-rounds"]))
-    )
-
-
-app = ServerApp(server_fn=server_fn)
+    result = strategy.start(grid, num_rounds=int(cfg["num-server-rounds"]))
+    report.finish(train_metrics=result.train_metrics_clientapp)

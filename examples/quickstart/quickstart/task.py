@@ -1,15 +1,24 @@
-"""The learning task: scikit-learn's digits, a small torch MLP, a non-IID split."""
+"""The learning task: scikit-learn's digits as a Hugging Face dataset, split by flwr-datasets.
+
+Everything is offline: `load_digits` ships with scikit-learn. The 8x8 images become a
+`datasets.Dataset` with a "pixels" column (64 floats in [0, 1]) and a "label" column,
+split 80/20 (stratified) into train and test sets; a flwr-datasets partitioner (IID or
+Dirichlet label skew) shares the training set among the clients.
+"""
 
 from __future__ import annotations
 
 import functools
 
+import datasets
 import numpy as np
 import torch
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
+from flwr_datasets.partitioner import DirichletPartitioner, IidPartitioner, Partitioner
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-from flwr_declearn.data import InMemoryDataset, partition_dataset
+from flwr_declearn.data import InMemoryDataset, as_dataset, partition_dataset
 from flwr_declearn.model.torch import TorchModel
 
 N_FEATURES = 64
@@ -17,6 +26,7 @@ N_CLASSES = 10
 
 # A tiny model trains fastest on one thread; several clients share the cores.
 torch.set_num_threads(1)
+datasets.disable_progress_bars()
 
 
 def build_model(seed: int = 0, hidden: int = 32) -> TorchModel:
@@ -32,8 +42,68 @@ def build_model(seed: int = 0, hidden: int = 32) -> TorchModel:
 
 
 @functools.cache
+def load_digits_splits(seed: int = 0) -> DatasetDict:
+    """Return the digits as a DatasetDict {"train", "test"}: 80/20, stratified by label."""
+    digits = load_digits()
+    features = Features(
+        {
+            "pixels": Sequence(Value("float32"), length=N_FEATURES),
+            "label": ClassLabel(num_classes=N_CLASSES),
+        }
+    )
+    dataset = Dataset.from_dict(
+        {"pixels": (digits.data / 16.0).astype(np.float32), "label": digits.target},
+        features=features,
+    )
+    return dataset.train_test_split(test_size=0.2, seed=seed, stratify_by_column="label")
+
+
+@functools.cache
+def _partitioner(num_partitions: int, partitioning: str, alpha: float, seed: int) -> Partitioner:
+    partitioner: Partitioner
+    if partitioning == "iid":
+        partitioner = IidPartitioner(num_partitions=num_partitions)
+    elif partitioning == "dirichlet":
+        partitioner = DirichletPartitioner(
+            num_partitions=num_partitions,
+            partition_by="label",
+            alpha=alpha,
+            min_partition_size=10,
+            self_balancing=True,
+            seed=seed,
+        )
+    else:
+        raise ValueError(f"partitioning must be 'iid' or 'dirichlet', not {partitioning!r}.")
+    partitioner.dataset = load_digits_splits(seed)["train"]
+    return partitioner
+
+
+def load_client_data(
+    partition_id: int,
+    num_partitions: int,
+    partitioning: str = "dirichlet",
+    alpha: float = 0.5,
+    seed: int = 0,
+) -> Dataset:
+    """Return client `partition_id`'s share of the training set, as a `datasets.Dataset`."""
+    if not 0 <= partition_id < num_partitions:
+        raise ValueError(f"partition-id {partition_id} is not in [0, {num_partitions}).")
+    return _partitioner(num_partitions, partitioning, alpha, seed).load_partition(partition_id)
+
+
+def load_test_data(seed: int = 0) -> InMemoryDataset:
+    """Return the held-out test set (for the server's evaluation of the global model)."""
+    return as_dataset(load_digits_splits(seed)["test"])
+
+
+# -- for the repository's tests -------------------------------------------------------------------
+# tests/flower and tests/model train on this data as InMemoryDatasets, split by flwr_declearn's
+# own Dirichlet partitioning; their accuracy figures are pinned to this split.
+
+
+@functools.cache
 def load_splits(seed: int = 0) -> tuple[InMemoryDataset, InMemoryDataset]:
-    """Return the (train, test) digits datasets: 80/20 stratified, pixels scaled to [0, 1]."""
+    """Return the (train, test) digits as InMemoryDatasets: 80/20 stratified, pixels in [0, 1]."""
     digits = load_digits()
     inputs = (digits.data / 16.0).astype(np.float32)
     labels = digits.target.astype(np.int64)
@@ -47,7 +117,7 @@ def load_splits(seed: int = 0) -> tuple[InMemoryDataset, InMemoryDataset]:
 def load_partition(
     partition_id: int, num_partitions: int, alpha: float = 0.5, seed: int = 0
 ) -> InMemoryDataset:
-    """Return client `partition_id`'s share of the training set (Dirichlet label skew)."""
+    """Return shard `partition_id` of `load_splits`' training set (Dirichlet label skew)."""
     if not 0 <= partition_id < num_partitions:
         raise ValueError(f"partition-id {partition_id} is not in [0, {num_partitions}).")
     train, _ = load_splits(seed)

@@ -1,0 +1,1 @@
+"""flwr_declearn example: federated fine-tuning of a pretrained haiku MLP's head."""

@@ -1,0 +1,1 @@
+"""flwr_declearn example: a plain-JAX model (apply function + params pytree) with FedAvgM."""

@@ -1,0 +1,1 @@
+"""flwr_declearn example: a Keras model trained with server-side Yogi (FedYogi)."""

@@ -1,0 +1,1 @@
+"""flwr_declearn example: torch, Keras, haiku and plain-JAX clients train one MLP together."""

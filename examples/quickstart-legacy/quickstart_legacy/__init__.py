@@ -1,0 +1,1 @@
+"""flwr_declearn quickstart on Flower's legacy API (NumPyClient + Strategy)."""

@@ -1,0 +1,1 @@
+"""myapp: A Flower / PyTorch app."""
