@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import tensorflow as tf
 
 from flwr_declearn.model._clipping import clip_and_average
 from flwr_declearn.model.tensorflow._loss import samplewise
-
-if TYPE_CHECKING:
-    from flwr_declearn.model.tensorflow._model import TensorflowModel
 
 __all__ = [
     "FusedGraphStep",
@@ -106,14 +103,15 @@ class FusedGraphStep:
 
     def __init__(
         self,
-        model: TensorflowModel,
+        keras_model: Any,
+        loss: Any,
         state: Trainable,
         key: tuple,
         flat: list[Any],
         rule: Callable[..., Any],
         args: Any,
     ) -> None:
-        grads_and_loss = batch_body(model._model, model._loss, state.named, key)
+        grads_and_loss = batch_body(keras_model, loss, state.named, key)
         names, n_batch = state.names, len(flat)
         targets = [
             raw if raw is not None else var

@@ -313,7 +313,9 @@ class TensorflowModel(Model[TensorflowVector]):
             ]
             fused = self._fns.get(key)
             if fused is None:
-                fused = self._fns[key] = FusedGraphStep(self, state, key[2:], flat, rule, args)
+                fused = self._fns[key] = FusedGraphStep(
+                    self._model, self._loss, state, key[2:], flat, rule, args
+                )
             outputs, loss = fused(flat, arg_flat)
         self._loss_history.append(loss)
         return outputs
