@@ -47,7 +47,12 @@ of every run, a learning-curve PNG (matplotlib, if installed) of each arm
 at its best, and `summary.md` with the rounds-to-target / final accuracy
 tables and the equivalence figures.
 
+`--seed-runs` reruns only the seed repeats (seeds 0..N-1 in one simulation,
+best settings read from the CSV) and `--replot` recomputes the PNGs and
+summary tables from the CSVs.
+
 Usage: python benchmarks/noniid.py [--quick] [--out DIR] [--rounds 50] [--seeds 3] [--tasks ...]
+       python benchmarks/noniid.py --seed-runs | --replot
 """
 
 from __future__ import annotations
