@@ -16,7 +16,8 @@ Both draw the same batches: a node's k-th training message in a run seeds
 its batch generator with (task seed, run seed, partition, k). Each run's client state
 lives in its own namespace of the node's real `context.state` (other runs'
 entries are dropped, so the state Flower carries stays one run's size).
-Before each run the server reseeds Python's `random` with the run seed, from which both
+The ServerApp lists the nodes in partition order (`PartitionOrderedGrid`), and
+before each run reseeds Python's `random` with the run seed, from which both
 Flower's and our strategies sample nodes: partial participation samples the
 same nodes in every arm.
 
@@ -252,6 +253,11 @@ def make_bench_client_app() -> ClientApp:
     """The ClientApp of every benchmark run: dispatch on the run's tag, namespace its state."""
     app = ClientApp()
 
+    @app.query()
+    def query(message: Message, context: Context) -> Message:
+        record = ConfigRecord({"partition-id": _partition(context)})
+        return Message(RecordDict({"node": record}), reply_to=message)
+
     @app.train()
     def train(message: Message, context: Context) -> Message:
         config = message.content["config"]
@@ -373,6 +379,57 @@ def _evaluator(result: RunResult) -> Callable[[int, ArrayRecord], MetricRecord]:
     return evaluate
 
 
+class PartitionOrderedGrid(Grid):
+    """The engine's Grid, listing node ids in partition order.
+
+    Flower's simulation draws node ids at random at every start, and the
+    strategies sample `random.sample(grid.get_node_ids(), k)`: listing the
+    nodes by partition makes a seed sample the same partitions in every
+    invocation, not only within one.
+    """
+
+    def __init__(self, inner: Grid, order: list[int]) -> None:
+        self.inner = inner
+        self.order = order
+
+    @classmethod
+    def discover(cls, grid: Grid) -> PartitionOrderedGrid:
+        """Ask every node its partition id (one query message each)."""
+        nodes = list(grid.get_node_ids())
+        queries = [Message(RecordDict(), dst_node_id=node, message_type="query") for node in nodes]
+        partition = {}
+        for reply in grid.send_and_receive(queries, timeout=600.0):
+            if reply.has_error():
+                raise RuntimeError(f"node {reply.metadata.src_node_id}: {reply.error.reason}")
+            record = reply.content["node"]
+            partition[reply.metadata.src_node_id] = int(record["partition-id"])  # type: ignore[index,arg-type]
+        if len(partition) != len(nodes):
+            raise RuntimeError(f"{len(partition)} of {len(nodes)} nodes answered the query")
+        return cls(grid, sorted(nodes, key=partition.__getitem__))
+
+    def set_run(self, run: Any) -> None:
+        self.inner.set_run(run)
+
+    @property
+    def run(self) -> Any:
+        return self.inner.run
+
+    def create_message(self, *args: Any, **kwargs: Any) -> Message:
+        return self.inner.create_message(*args, **kwargs)
+
+    def get_node_ids(self) -> list[int]:
+        return list(self.order)
+
+    def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
+        return self.inner.push_messages(messages)
+
+    def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
+        return self.inner.pull_messages(message_ids)
+
+    def send_and_receive(self, messages: Iterable[Message], **kwargs: Any) -> Iterable[Message]:
+        return self.inner.send_and_receive(messages, **kwargs)
+
+
 def run_one(grid: Grid, spec: RunSpec) -> RunResult:
     """Run `spec` on `grid` with Python's `random` reseeded (same node samples in every arm)."""
     result = RunResult(spec)
@@ -417,6 +474,7 @@ def run_all(
         # Node registration may draw from `random`: let it finish before any run reseeds it.
         while len(list(grid.get_node_ids())) < n_nodes:
             time.sleep(0.1)
+        grid = PartitionOrderedGrid.discover(grid)
         if warmup is not None:  # the first rounds on a fresh engine also draw from `random`
             run_one(grid, warmup)
         for spec in specs:

@@ -47,7 +47,12 @@ of every run, a learning-curve PNG (matplotlib, if installed) of each arm
 at its best, and `summary.md` with the rounds-to-target / final accuracy
 tables and the equivalence figures.
 
+`--seed-runs` reruns only the seed repeats (seeds 0..N-1 in one simulation,
+best settings read from the CSV) and `--replot` recomputes the PNGs and
+summary tables from the CSVs.
+
 Usage: python benchmarks/noniid.py [--quick] [--out DIR] [--rounds 50] [--seeds 3] [--tasks ...]
+       python benchmarks/noniid.py --seed-runs | --replot
 """
 
 from __future__ import annotations
@@ -230,12 +235,16 @@ def _setting(result: RunResult) -> str:
     return f"{result.spec.task.label}-{'partial' if result.spec.fraction < 1 else 'full'}"
 
 
-def seeds_table(results: list[RunResult]) -> list[str]:
+def seeds_table(results: list[RunResult], repeats: list[RunResult] | None = None) -> list[str]:
+    """Rounds to the target per seed of `SEEDED_ARMS` at their best (from the seed-0 runs of
+    `results`); the runs per seed come from `repeats` when given, else from `results`."""
     runs = [r for r in results if r.spec.task == TASKS[SEEDED_TASK] and r.spec.fraction < 1]
+    best = best_by_arm([r for r in runs if r.spec.seed == 0])
+    if repeats is not None:
+        runs = repeats
     seeds = sorted({r.spec.seed for r in runs})
     if len(seeds) < 2:
         return []
-    best = best_by_arm([r for r in runs if r.spec.seed == 0])
     lines = [
         f"## {SEEDED_TASK}-partial: rounds to 90% by seed (sampling and batch order)",
         "",
@@ -414,16 +423,21 @@ def replot(out: Path) -> None:
     lines = [old.splitlines()[0] if old else "# Non-IID shoot-out", ""]
     lines += ["(Tables recomputed from the CSVs by `noniid.py --replot`.)", ""]
     everything: list[RunResult] = []
+    repeats: list[RunResult] | None = None
     for path in sorted(out.glob("*.csv"), key=lambda p: _ORDER.get(p.stem, 99)):
         results = read_csv(path)
-        everything += results
         if path.stem.endswith("-seeds"):
+            repeats = results
             continue
+        everything += results
         target = TARGET[results[0].spec.task.kind]
         plot(path.with_suffix(".png"), path.stem, best_by_arm(results), target)
         lines += [f"## {path.stem} (target {target:.0%})", "", *table(results), ""]
         lines += [f"![{path.stem}]({path.stem}.png)", ""]
-    lines += seeds_table(everything)
+    if repeats is not None and {r.spec.seed for r in repeats} >= {0, 1}:
+        lines += seeds_table(everything, repeats)  # all seeds from one --seed-runs invocation
+    else:
+        lines += seeds_table(everything + (repeats or []))
     if "## Equivalence" in old:
         lines += ["## Equivalence" + old.split("## Equivalence", 1)[1]]
     summary.write_text("\n".join(lines))
@@ -437,12 +451,13 @@ _ORDER = {
 
 
 def seed_runs(out: Path, settings: Settings, seeds: int) -> list[RunResult]:
-    """Run the seed repeats of `SEEDED_ARMS` at their best (from the CSV) on digits-a0.1."""
+    """Run `SEEDED_ARMS` at their best (from the CSV) on digits-a0.1 for seeds 0..seeds-1,
+    all in one simulation (the seed table then comes from one invocation)."""
     task = TASKS[SEEDED_TASK]
     best = best_by_arm(read_csv(out / f"{SEEDED_TASK}-partial.csv"))
     plan = [
         dataclasses.replace(_spec(arm, best[arm].spec.param, task, 0.3, settings), seed=seed)
-        for seed in range(1, seeds)
+        for seed in range(seeds)
         for arm in SEEDED_ARMS
     ]
     results: list[RunResult] = []
