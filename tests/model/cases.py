@@ -9,6 +9,7 @@ that sample-wise gradients are deterministic).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 from collections.abc import Callable
 from typing import Any
@@ -68,7 +69,13 @@ class ModelCase:
 
 
 def build_torch(
-    dtype: str, frozen: bool, n_features: int, n_hidden: int, n_classes: int, seed: int
+    dtype: str,
+    frozen: bool,
+    n_features: int,
+    n_hidden: int,
+    n_classes: int,
+    seed: int,
+    canonical: bool = False,
 ) -> Model:
     import torch
 
@@ -82,7 +89,7 @@ def build_torch(
     ).to(getattr(torch, dtype))
     if frozen:
         net[0].requires_grad_(False)
-    return TorchModel(net, torch.nn.CrossEntropyLoss())
+    return TorchModel(net, torch.nn.CrossEntropyLoss(), canonical_names=canonical)
 
 
 def torch_case() -> ModelCase:
@@ -91,6 +98,19 @@ def torch_case() -> ModelCase:
     return ModelCase(
         "TorchModel",
         build_torch,
+        TorchVector,
+        pickled_config=True,
+        package="flwr_declearn.model.torch",
+    )
+
+
+def torch_canonical_case() -> ModelCase:
+    """TorchModel exchanging canonical names and (in, out) kernels: views of transposed weights."""
+    from flwr_declearn.model.torch import TorchVector
+
+    return ModelCase(
+        "TorchModel",
+        functools.partial(build_torch, canonical=True),
         TorchVector,
         pickled_config=True,
         package="flwr_declearn.model.torch",

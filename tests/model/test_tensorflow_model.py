@@ -198,7 +198,7 @@ def test_metrics_are_compiled_and_evaluated() -> None:
     x, y = make_data()
     scores = model.evaluate([(x, y, None)])
     assert set(scores) >= {"loss", "sparse_categorical_accuracy"}
-    y_true, y_pred, _ = model.compute_batch_predictions((x, y, None))
+    _, y_pred, _ = model.compute_batch_predictions((x, y, None))
     assert scores["sparse_categorical_accuracy"] == pytest.approx(np.mean(y_pred.argmax(1) == y))
     config = json.loads(json.dumps(model.get_config()))
     rebuilt = TensorflowModel.from_config(config)
@@ -208,7 +208,8 @@ def test_metrics_are_compiled_and_evaluated() -> None:
 
 def test_an_unbuilt_model_builds_from_a_sample_batch_and_says_how() -> None:
     model = TensorflowModel(sequential(built=False), xent())
-    with pytest.raises(RuntimeError, match=r"initialize\(\{'features_shape'.*initialize_from_batch"):
+    expected = r"initialize\(\{'features_shape'.*initialize_from_batch"
+    with pytest.raises(RuntimeError, match=expected):
         model.get_weights()
     x, y = make_data()
     model.initialize_from_batch((x, y, None))

@@ -82,8 +82,8 @@ class JaxModelBase(Model[JaxNumpyVector]):
         names = list(native)
         if self._canonical:
             canon = self._canonical_names(native)
-            exchanged = canon.canonical_names(names)
-            self._native = {canon.native[n].canonical: n for n in names}
+            exchanged = [e.canonical for e in canon.entries]  # model order, roles in set order
+            self._native = {e.canonical: e.native for e in canon.entries}
         else:
             exchanged = names
             self._native = {n: n for n in names}
