@@ -4,7 +4,8 @@ Each module gets the same float32 gradients in both libraries. Calls are
 interleaved (ours, declearn, ours, ...) and the median of each side is
 reported with their ratio (goal: ours / declearn <= 1.0).
 
-Run: `python benchmarks/optimizer_modules.py [--repeats N]` (needs torch and declearn).
+Run: `python benchmarks/optimizer_modules.py [--repeats N] [--only adam yogi ...]` (needs
+torch and declearn).
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ def _declearn(name: str, config: dict[str, Any], grads: list[Any]) -> Callable[[
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=100, help="timed calls per side")
+    parser.add_argument("--only", nargs="+", default=None, help="labels of the cases to run")
     args = parser.parse_args()
     torch.set_num_threads(1)
     from declearn.model.torch import TorchVector as TheirVector
@@ -82,6 +84,8 @@ def main() -> None:
     print(f"OptiModule.run on a TorchVector of {n_params:,} float32 parameters, 1 thread")
     print(f"{'module':<26}{'ours (ms)':>11}{'declearn (ms)':>15}{'ratio':>8}")
     for label, name, config, factor in CASES:
+        if args.only and label not in args.only:
+            continue
         repeats = max(3, int(args.repeats * factor))
         ours = _ours(name, config, raw)
         theirs = _declearn(name, config, raw)
