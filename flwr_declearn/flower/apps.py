@@ -41,6 +41,7 @@ from flwr_declearn.flower._records import (
 )
 from flwr_declearn.flower.client import DeclearnClient
 from flwr_declearn.flower.message_strategy import DeclearnMessageStrategy
+from flwr_declearn.flower.protocol import is_internal_key
 from flwr_declearn.flower.strategy import DeclearnStrategy
 
 __all__ = ["handle_evaluate", "handle_train", "make_client_app", "make_server_app"]
@@ -101,7 +102,7 @@ def handle_train(
         {
             key: val
             for key, val in out.metrics.items()
-            if not key.startswith("declearn.")
+            if not is_internal_key(key)
             and isinstance(val, int | float)
             and not isinstance(val, bool)
         }
@@ -182,8 +183,9 @@ def make_server_app(
     num_rounds:
         Number of rounds; defaults to the run config's "num-server-rounds" (else 3).
     round_timeout:
-        Seconds to wait for the clients' replies in each round (None: no limit
-        for the legacy strategy, one hour for the message strategy).
+        Seconds to wait for the clients' replies in each round (None: the
+        strategy's own `round_timeout`; for the message strategy, one hour if
+        that is None too).
     """
     app = ServerApp()
 
@@ -197,12 +199,13 @@ def make_server_app(
             strategy.start(
                 grid,
                 num_rounds=rounds,
-                timeout=3600.0 if round_timeout is None else round_timeout,
+                timeout=round_timeout,
             )
         elif isinstance(strategy, DeclearnStrategy):
+            timeout = strategy.round_timeout if round_timeout is None else round_timeout
             components = ServerAppComponents(
                 strategy=strategy,
-                config=ServerConfig(num_rounds=rounds, round_timeout=round_timeout),
+                config=ServerConfig(num_rounds=rounds, round_timeout=timeout),
             )
             ServerApp(server_fn=lambda _: components)(grid, context)
         else:

@@ -25,6 +25,7 @@ from flwr_declearn.flower._client_checks import (
 )
 from flwr_declearn.flower._evaluation import MetricSpec, evaluate_model
 from flwr_declearn.flower.config import EvaluationConfig, TrainingConfig
+from flwr_declearn.flower.protocol import STATE_KEY, is_internal_key
 from flwr_declearn.model.api import Model, Vector
 from flwr_declearn.optimizer import Optimizer
 from flwr_declearn.optimizer._kernels import zeros_like
@@ -33,8 +34,6 @@ from flwr_declearn.privacy import PrivacyAccountant, noise_multiplier_of
 
 __all__ = ["STATE_KEY", "DeclearnClient", "FitOutput", "RejectedMessage"]
 
-STATE_KEY = "declearn.client"
-"""Key of the ConfigRecord in `context.state` holding the client's persistent state."""
 _STATE_CONFIG = "optimizer_config"
 _STATE_OPTIM = "optimizer_state"
 _STATE_PRIVACY = "privacy_accountant"
@@ -336,7 +335,7 @@ class DeclearnClient(NumPyClient):
         unknown = frozenset(
             key
             for key in config
-            if not str(key).startswith("declearn.")
+            if not is_internal_key(str(key))
             and key not in _FLOWER_KEYS
             and key not in self.config_keys
         )
