@@ -132,3 +132,16 @@ def test_a_vector_subclass_without_array_primitives_works_where_it_defines_opera
         left + [1.0]  # type: ignore[operator]  # noqa: RUF005
     with pytest.raises(TypeError, match="abstract"):
         Vector({"a": 1.0})
+
+
+def test_tensorflow_vectors_densify_sparse_gradients_even_when_set_later() -> None:
+    tf = pytest.importorskip("tensorflow")
+    from flwr_declearn.model.tensorflow import TensorflowVector
+
+    dense = tf.reshape(tf.range(6, dtype=tf.float32), (3, 2))
+    slices = tf.IndexedSlices(dense, tf.range(3), tf.constant([3, 2]))
+    vector = TensorflowVector({"w": tf.zeros((3, 2))})
+    vector.coefs["w"] = slices
+    vector.coefs.update(b=slices)
+    assert all(not isinstance(v, tf.IndexedSlices) for v in vector.coefs.values())
+    assert vector * 2 == TensorflowVector({"w": dense * 2, "b": dense * 2})

@@ -46,14 +46,31 @@ def _dense(value: Any) -> tf.Tensor:
     return value
 
 
+class _DenseCoefs(dict[str, tf.Tensor]):
+    """A Vector's named tensors: `tf.IndexedSlices` put in are densified, even after building."""
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(key, _dense(value))
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        for key, value in dict(*args, **kwargs).items():
+            self[key] = value
+
+    def setdefault(self, key: str, default: Any = None) -> tf.Tensor:
+        if key not in self:
+            self[key] = default
+        return self[key]
+
+
 @register_vector_type(tf.Tensor, tf.Variable, tf.IndexedSlices)
 class TensorflowVector(Vector[tf.Tensor]):
-    """Vector of named tensorflow tensors (sparse gradients are densified)."""
+    """Vector of named tensorflow tensors (sparse gradients are densified, when built or set)."""
 
     compatible_vector_types = (NumpyVector,)
 
     def __init__(self, coefs: Any) -> None:
-        super().__init__({k: _dense(v) for k, v in dict(coefs).items()})
+        super().__init__({})
+        self.coefs = _DenseCoefs({k: _dense(v) for k, v in dict(coefs).items()})
 
     @staticmethod
     def _to_numpy(value: tf.Tensor) -> np.ndarray:
