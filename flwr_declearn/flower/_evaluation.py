@@ -28,7 +28,10 @@ def evaluate_model(
     metrics: Sequence[MetricSpec] | None = None,
     batch_size: int = 256,
 ) -> dict[str, float]:
-    """Return the mean loss ("loss") and metrics of `model` over `dataset`.
+    """Return the mean loss ("loss") and scalar metrics of `model` over `dataset`.
+
+    Non-scalar results (e.g. a confusion matrix) are left out: Flower's
+    metrics records carry scalars.
 
     Parameters
     ----------
@@ -46,7 +49,8 @@ def evaluate_model(
     for batch in dataset.generate_batches(batch_size, shuffle=False, drop_remainder=False):
         y_true, y_pred, s_wght = model.compute_batch_predictions(batch)
         metric_set.update(y_true, y_pred, s_wght)
-    return metric_set.get_result()
+    results = metric_set.get_result()
+    return {key: float(val) for key, val in results.items() if np.ndim(val) == 0}
 
 
 class ModelEvaluator:

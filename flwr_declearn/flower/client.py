@@ -28,7 +28,7 @@ from flwr_declearn.flower.config import EvaluationConfig, TrainingConfig
 from flwr_declearn.flower.protocol import STATE_KEY, is_internal_key
 from flwr_declearn.model.api import Model, Vector
 from flwr_declearn.optimizer import Optimizer
-from flwr_declearn.optimizer._kernels import zeros_like
+from flwr_declearn.optimizer._arrays import zeros_like
 from flwr_declearn.optimizer.modules import GaussianNoiseModule
 from flwr_declearn.privacy import PrivacyAccountant, noise_multiplier_of
 
@@ -574,12 +574,7 @@ class DeclearnClient(NumPyClient):
         for _ in range(n_draws):
             idx = np.flatnonzero(rng.random(n_samples) < dp.sample_rate)
             if idx.size:
-                batch = (
-                    data.data[idx],
-                    None if data.target is None else data.target[idx],
-                    None if data.s_wght is None else data.s_wght[idx],
-                )
-                grads = self.model.compute_batch_gradients(batch, max_norm=config.sclip)
+                grads = self.model.compute_batch_gradients(data.take(idx), max_norm=config.sclip)
                 grads = grads * (idx.size / dp.expected_batch)
             else:
                 grads = zeros_like(self.model.get_weights(trainable=True))
