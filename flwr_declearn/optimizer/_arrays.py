@@ -17,6 +17,7 @@ of the optimizer.
 
 from __future__ import annotations
 
+import numbers
 import operator
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -221,22 +222,32 @@ def zeros_like(vec: Vector) -> Vector:
     )
 
 
-def align(grads: Vector, states: tuple[Vector | None, ...]) -> tuple[Vector, tuple[Vector, ...]]:
+def align(
+    grads: Vector, states: tuple[Vector | float | None, ...]
+) -> tuple[Vector, tuple[Vector, ...]]:
     """Return `grads` and `states` as Vectors of one type and specs, names in `grads`' order.
 
-    None states become zeros. A NumpyVector (e.g. a state restored from a
+    None states become zeros, and a real number `x` a Vector filled with `x`
+    (declearn's modules hold scalar states, e.g. AdaGrad's 0.0 or a preset
+    accumulator such as Keras' 0.1). A NumpyVector (e.g. a state restored from a
     checkpoint) is converted to the framework's type, as Vector algebra
     does; Vectors that cannot be combined raise its TypeError, and differing
     specs its `VectorSpecError` (`Vector.check_specs`).
     """
     ref: Vector = grads
     for state in states:
-        if state is not None and type(state) is not type(ref) and ref._coerce(state) is None:
+        if not isinstance(state, Vector) or type(state) is type(ref):
+            continue
+        if ref._coerce(state) is None:
             ref = state  # `state`'s framework absorbs the gradients' type
     out: list[Vector] = []
     for value in (grads, *states):
         if value is None:
             vec = zeros_like(ref)
+        elif not isinstance(value, Vector):
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise TypeError(f"A state must be a Vector, a number or None, not {value!r}.")
+            vec = zeros_like(ref) + float(value)
         elif type(value) is not type(ref):
             vec = ref._coerce(value)  # type: ignore[assignment]
         else:

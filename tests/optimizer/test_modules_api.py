@@ -14,6 +14,7 @@ from flwr_declearn.model.api import Vector
 from flwr_declearn.model.numpy import NumpyVector
 from flwr_declearn.optimizer import list_optim_modules
 from flwr_declearn.optimizer.modules import (
+    AdaGradModule,
     AdamModule,
     MomentumModule,
     OptiModule,
@@ -230,3 +231,18 @@ def test_state_restored_as_numpy_vectors_serves_framework_gradients(
         out = clone.run(ours(vtype, arrays))
         assert type(out) is vtype
         assert_close(out, module.run(ours(vtype, arrays)))
+
+
+def test_scalar_state_set_directly_acts_as_a_filled_vector() -> None:
+    """declearn's tests preset e.g. AdaGrad's accumulator to Keras' 0.1 as a plain float."""
+    grads = NumpyVector({"w": np.array([1.0, -2.0, 0.5], dtype="float32")})
+    module = AdaGradModule(eps=0.0)
+    module.state = 0.1  # type: ignore[assignment]
+    out = module.run(grads)
+    coefs = grads.coefs["w"]
+    expected = coefs / np.sqrt(0.1 + coefs**2)
+    np.testing.assert_allclose(out.coefs["w"], expected, rtol=1e-6)
+    assert out.coefs["w"].dtype == np.float32
+    module.state = True  # type: ignore[assignment]
+    with pytest.raises(TypeError, match="must be a Vector, a number or None"):
+        module.run(grads)
