@@ -40,8 +40,8 @@ pytestmark = pytest.mark.slow
 
 N_CLIENTS = 5
 EPISODES = 200  # per client
-ROUNDS = 160
-LOCAL = 5  # steps per round: 800 gradient steps per client, as centralised
+ROUNDS = 400
+LOCAL = 2  # steps per round: 800 gradient steps per client, as centralised
 SEED = 0
 LRATE = 0.1
 
