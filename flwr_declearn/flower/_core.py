@@ -3,7 +3,18 @@
 `FederatedCore` owns the global weights, the server Optimizer, the client
 Optimizer config and the training config. It builds each client's round
 config (including that client's aux-vars) and aggregates the clients'
-results into new global weights.
+results into new global weights, as a transaction:
+
+1. every update is checked at the boundary (`_validation`) before anything
+   changes: example count, weights (decoded only after their sizes were
+   checked against the model's specs), aux-vars; a bad client is skipped
+   with one log line; duplicate replies of a client are dropped;
+2. the valid updates, in client-id order, go through the server Optimizer's
+   aux-var processing, the Aggregator, the server step and the metric
+   aggregation; the new state must be finite;
+3. on any exception, the weights and the server Optimizer state are restored
+   bit for bit and the round is skipped (or, with `on_round_error="fail"`,
+   the run stops with an `AggregationError`).
 
 Client ids are strings; the strategies use Flower's `ClientProxy.cid`
 (legacy API) or `str(node_id)` (Message API), which are the same value for
@@ -14,58 +25,80 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import os
-import tempfile
-from collections.abc import Collection, Iterable, Mapping, Sequence
-from logging import INFO, WARNING
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from logging import ERROR, INFO, WARNING
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from flwr.common import Scalar, log
 
-from flwr_declearn.flower import aggregation, wire
+from flwr_declearn.flower import checkpoint, protocol, wire
+from flwr_declearn.flower._client_checks import find_non_finite
 from flwr_declearn.flower._global_model import GlobalWeights
+from flwr_declearn.flower._validation import (
+    ClientLimits,
+    SpecMismatchError,
+    check_aux_var,
+    check_count,
+    check_weights,
+    decode_aux_var,
+)
+from flwr_declearn.flower.aggregators import Aggregator, Contribution, build_aggregator
+from flwr_declearn.flower.checkpoint import CheckpointError, thaw
 from flwr_declearn.flower.config import EvaluationConfig, TrainingConfig
-from flwr_declearn.model.api import Model, Vector
+from flwr_declearn.flower.server_dp import ServerDP
+from flwr_declearn.model.api import Model, Vector, VectorSpecError
 from flwr_declearn.model.numpy import NumpyVector
 from flwr_declearn.optimizer import Optimizer
-from flwr_declearn.utils import from_jsonable, to_jsonable
+from flwr_declearn.privacy import PrivacyAccountant
 
-__all__ = ["CHECKPOINT_FORMAT", "ClientUpdate", "FederatedCore", "build_core"]
+__all__ = ["AggregationError", "ClientUpdate", "FederatedCore", "build_core", "client_order"]
 
-CHECKPOINT_FORMAT = "flwr_declearn.server_checkpoint"
-CHECKPOINT_VERSION = 1
-_META_KEY = "__meta__"
-_WEIGHT_PREFIX = "weights/"
+ErrorPolicy = Literal["skip", "fail"]
+MetricsFn = Callable[[list[tuple[int, dict[str, Scalar]]]], dict[str, Scalar]]
+WeightsPayload = Mapping[str, np.ndarray] | Sequence[np.ndarray]
+
+
+class AggregationError(RuntimeError):
+    """A round's aggregation failed and the strategy was set to stop the run on it."""
+
+
+def client_order(client_id: str) -> tuple[int, str]:
+    """Sort key of client ids: numeric ids in numeric order, then the others."""
+    return (len(client_id), client_id) if client_id.isdigit() else (1 << 30, client_id)
 
 
 @dataclasses.dataclass
 class ClientUpdate:
-    """A client's training result, as received by the server.
+    """A client's training result, as received by the server (nothing of it is trusted).
 
     Attributes
     ----------
     client_id:
         Stable id of the client (`ClientProxy.cid`, or `str(node_id)`).
     weights:
-        The client's new weights: NDArrays in wire order (sorted names), or
-        a `{name: array}` mapping.
+        The client's new weights: a `{name: array}` mapping, NDArrays in wire
+        order (sorted names), or a callable returning either, called once the
+        example count was checked (decoders check sizes before decoding).
     num_examples:
         The client's aggregation weight (its number of training examples).
     aux_var:
-        Wire-encoded `{aux_name: dict}` aux-vars (bytes), or None. Any other
-        value makes the update invalid.
+        Wire-encoded `{aux_name: dict}` aux-vars (bytes), or None.
     metrics:
         Other metrics reported by the client.
+    fault:
+        A fault the strategy found while reading the reply (the update is
+        then skipped with this message).
     """
 
     client_id: str
-    weights: Sequence[np.ndarray] | Mapping[str, np.ndarray]
-    num_examples: int
-    aux_var: Scalar | None = None
+    weights: WeightsPayload | Callable[[], WeightsPayload]
+    num_examples: Any
+    aux_var: Any = None
     metrics: dict[str, Scalar] = dataclasses.field(default_factory=dict)
+    fault: str | None = None
 
 
 @dataclasses.dataclass
@@ -87,13 +120,26 @@ class FederatedCore:
     trainable:
         Names of the trainable weights; None means all. The server Optimizer
         only updates these, from the pseudo-gradient; the other weights (e.g.
-        batch-norm statistics) are replaced by the clients' weighted average.
+        batch-norm statistics) are replaced by the clients' aggregate.
     client_optimizer:
         Config of the clients' Optimizer (`Optimizer.get_config()` format).
     server_optimizer:
         The server Optimizer, fed with pseudo-gradients.
     train_config, eval_config:
         Settings sent to the clients for training and evaluation.
+    aggregator:
+        How client updates are combined (see `aggregators`); default "mean".
+    limits:
+        Bounds on what clients may send (see `ClientLimits`).
+    on_round_error:
+        "skip" (default): a failed aggregation restores the state and skips
+        the round; "fail": it raises an `AggregationError` (ends the run).
+    on_spec_mismatch:
+        "skip" (default): a client whose weights do not match the model is
+        skipped; "fail": it raises a `SpecMismatchError` (ends the run).
+    dp:
+        Client-level differential privacy (see `server_dp.ServerDP`); it sets
+        the aggregator (equal-weight mean of clipped updates) and adds noise.
     """
 
     def __init__(
@@ -105,23 +151,52 @@ class FederatedCore:
         server_optimizer: Optimizer,
         train_config: TrainingConfig,
         eval_config: EvaluationConfig,
+        aggregator: Aggregator | str | Sequence[Any] | None = None,
+        limits: ClientLimits | None = None,
+        on_round_error: ErrorPolicy = "skip",
+        on_spec_mismatch: ErrorPolicy = "skip",
+        dp: ServerDP | Mapping[str, Any] | None = None,
     ) -> None:
         if not weights.coefs:
             raise ValueError("The global model has no weights.")
-        self.model = GlobalWeights(weights, weights.coefs if trainable is None else trainable)
-        self.specs: wire.WeightSpecs = wire.vector_specs(weights)
+        for name, value in (
+            ("on_round_error", on_round_error),
+            ("on_spec_mismatch", on_spec_mismatch),
+        ):
+            if value not in ("skip", "fail"):
+                raise ValueError(f"'{name}' must be 'skip' or 'fail', not {value!r}.")
+        self.weights = GlobalWeights(weights, weights.coefs if trainable is None else trainable)
         self.names = wire.weight_names(weights)
+        self.specs: wire.WeightSpecs = wire.vector_specs(weights)
         self.client_optimizer = client_optimizer
         self.server_optimizer = server_optimizer
         self.train_config = train_config
         self.eval_config = eval_config
+        self.dp = ServerDP.build(dp)
+        self.accountant: PrivacyAccountant | None = None
+        if self.dp is not None:
+            if aggregator is not None:
+                raise ValueError("Pass either `dp` or `aggregator`: DP sets the aggregator.")
+            if set(self.weights.trainable_names) != set(self.names):
+                raise ValueError(
+                    "Client-level DP covers trainable weights only; this model also has "
+                    f"non-trainable ones: {sorted(set(self.names) - set(self.trainable_names))}."
+                )
+            aggregator = self.dp.aggregator_spec()
+            self.accountant = PrivacyAccountant(self.dp.delta)
+        self.aggregator = build_aggregator(aggregator)
+        self.limits = ClientLimits() if limits is None else limits
+        self.on_round_error: ErrorPolicy = on_round_error
+        self.on_spec_mismatch: ErrorPolicy = on_spec_mismatch
         self.server_round = 0
         """Index of the last round whose results were aggregated."""
+        self.extra_state: dict[str, Any] = {}
+        """State of strategy add-ons (e.g. privacy accounting), saved in checkpoints."""
         optim_bytes = wire.encode(client_optimizer)
         train_bytes = wire.encode(train_config.to_dict())
         self._static_fit: dict[str, Scalar] = {
-            wire.KEY_OPTIMIZER: optim_bytes,
-            wire.KEY_TRAIN_CONFIG: train_bytes,
+            protocol.KEY_OPTIMIZER: optim_bytes,
+            protocol.KEY_TRAIN_CONFIG: train_bytes,
         }
         digest = hashlib.sha256(len(optim_bytes).to_bytes(8, "little") + optim_bytes)
         digest.update(train_bytes)
@@ -132,47 +207,48 @@ class FederatedCore:
         self._pending: set[str] = set()  # clients configured for the ongoing round
         self._static_eval: dict[str, Scalar] = {}
         if eval_config != EvaluationConfig():
-            self._static_eval[wire.KEY_EVAL_CONFIG] = wire.encode(eval_config.to_dict())
+            self._static_eval[protocol.KEY_EVAL_CONFIG] = wire.encode(eval_config.to_dict())
 
     # -- global weights --------------------------------------------------------------------------
 
     @property
     def trainable_names(self) -> list[str]:
         """Names of the weights the server Optimizer updates."""
-        return self.model.trainable_names
+        return list(self.weights.trainable_names)
 
     def get_weights(self) -> dict[str, np.ndarray]:
         """Return the global weights by name (do not modify the arrays in place)."""
-        return self.model.get_weights().pack()
+        return dict(self.weights.arrays)
 
     def get_ndarrays(self) -> list[np.ndarray]:
         """Return the global weights as NDArrays in wire order."""
-        return wire.vector_to_ndarrays(self.model.get_weights(), self.names)
+        return [self.weights.arrays[name] for name in self.names]
 
-    def set_weights(self, weights: Sequence[np.ndarray] | Mapping[str, np.ndarray]) -> None:
-        """Replace the global weights, after checking them against the model's specs.
+    def set_weights(self, weights: WeightsPayload) -> None:
+        """Replace the global weights, after checking their names and specs.
 
         Raises
         ------
         ValueError
             If names, shapes or dtypes differ from the global model's.
         """
-        self.model.set_weights(NumpyVector(self._named_weights(weights)))
+        self.weights.set_weights(NumpyVector(self.named_weights(weights)))
 
-    def _named_weights(
-        self, weights: Sequence[np.ndarray] | Mapping[str, np.ndarray]
-    ) -> dict[str, np.ndarray]:
+    def named_weights(self, weights: WeightsPayload) -> dict[str, np.ndarray]:
+        """Return weights given by name or in wire order as `{name: array}` (specs unchecked).
+
+        Raises
+        ------
+        SpecMismatchError
+            If a sequence holds another number of arrays than the model.
+        """
         if isinstance(weights, Mapping):
-            if set(weights) != set(self.names):
-                missing = sorted(set(self.names) - set(weights))
-                extra = sorted(set(weights) - set(self.names))
-                raise ValueError(
-                    f"Weight names do not match the model: missing {missing}, unexpected {extra}."
-                )
-            arrays = [weights[name] for name in self.names]
-        else:
-            arrays = list(weights)
-        wire.check_ndarrays(arrays, self.specs)
+            return dict(weights)
+        arrays = list(weights)
+        if len(arrays) != len(self.names):
+            raise SpecMismatchError(
+                f"Expected {len(self.names)} weight arrays, received {len(arrays)}."
+            )
         return dict(zip(self.names, arrays, strict=True))
 
     # -- round configuration ---------------------------------------------------------------------
@@ -192,14 +268,14 @@ class FederatedCore:
         configs: dict[str, dict[str, Scalar]] = {}
         for cid in client_ids:
             config: dict[str, Scalar] = {
-                wire.KEY_ROUND: int(server_round),
-                wire.KEY_CONFIG_ID: self.config_id,
+                protocol.KEY_ROUND: int(server_round),
+                protocol.KEY_CONFIG_ID: self.config_id,
             }
             if cid not in self._synced or cid in self._always_send:
                 config.update(self._static_fit)
             payload = per_client.get(cid)
             if payload:
-                config[wire.KEY_AUX_VAR] = wire.encode(payload)
+                config[protocol.KEY_AUX_VAR] = wire.encode(payload)
             configs[cid] = config
         return configs
 
@@ -219,226 +295,333 @@ class FederatedCore:
 
     def evaluate_config(self, server_round: int) -> dict[str, Scalar]:
         """Return a (new) evaluation config dict."""
-        return {wire.KEY_ROUND: int(server_round), **self._static_eval}
+        return {protocol.KEY_ROUND: int(server_round), **self._static_eval}
+
+    # -- validation ------------------------------------------------------------------------------
+
+    def validate(self, server_round: int, updates: Iterable[ClientUpdate]) -> list[_ValidUpdate]:
+        """Check every update at the boundary; return the valid ones in client-id order.
+
+        Invalid updates and duplicate replies of a client are logged (one
+        line each, naming the client and the fault) and dropped.
+
+        Raises
+        ------
+        SpecMismatchError
+            With `on_spec_mismatch="fail"`, for a client whose weights do not
+            match the model.
+        """
+        valid: list[_ValidUpdate] = []
+        seen: set[str] = set()
+        for update in sorted(updates, key=lambda upd: client_order(str(upd.client_id))):
+            cid = str(update.client_id)
+            if cid in seen:
+                _skip(server_round, cid, "duplicate reply (only its first reply is used)")
+                continue
+            seen.add(cid)
+            try:
+                valid.append(self._validate(update))
+            except VectorSpecError as exc:
+                if self.on_spec_mismatch == "fail":
+                    raise SpecMismatchError(
+                        f"round {server_round}: client {cid}: {exc} (a client of another "
+                        "framework or architecture?)"
+                    ) from None
+                _skip(server_round, cid, str(exc))
+            except Exception as exc:  # any fault of client data skips that client
+                _skip(server_round, cid, _describe(exc))
+        return valid
+
+    def _validate(self, update: ClientUpdate) -> _ValidUpdate:
+        if update.fault is not None:
+            raise ValueError(update.fault)
+        count = check_count(update.num_examples, self.limits)
+        payload = update.weights() if callable(update.weights) else update.weights
+        weights = self.named_weights(payload)
+        check_weights(
+            weights, self.weights.get_weights(), self.weights.trainable_names, self.limits
+        )
+        aux: dict[str, Any] = {}
+        if update.aux_var is not None:
+            aux = check_aux_var(
+                decode_aux_var(update.aux_var),
+                self._aux_names(),
+                self.weights.get_weights(trainable=True),
+                self.limits,
+            )
+        metrics = {
+            key: val for key, val in update.metrics.items() if not protocol.is_internal_key(key)
+        }
+        return _ValidUpdate(str(update.client_id), weights, count, aux, metrics)
+
+    def _aux_names(self) -> set[str]:
+        return {
+            module.aux_name or module.name
+            for module in self.server_optimizer.modules
+            if module.aux_name is not None
+        }
 
     # -- aggregation -----------------------------------------------------------------------------
 
-    def aggregate(self, server_round: int, updates: Sequence[ClientUpdate]) -> list[str]:
-        """Validate client updates, feed aux-vars to the server Optimizer and update the weights.
-
-        Invalid updates (weights not matching the model, non-finite values,
-        bad example count, undecodable aux-vars) are skipped and logged.
+    def aggregate(
+        self,
+        server_round: int,
+        updates: Iterable[ClientUpdate],
+        metrics_fn: MetricsFn | None = None,
+    ) -> dict[str, Scalar] | None:
+        """Validate client updates and run the round's aggregation as a transaction.
 
         Returns
         -------
-        The ids of the clients whose updates were used (empty: no change).
+        The aggregated fit metrics (`metrics_fn` of the accepted clients'
+        `(num_examples, metrics)`, default: none), or None if the round
+        changed nothing (no valid update, or a failed aggregation).
+
+        Raises
+        ------
+        AggregationError, SpecMismatchError
+            Only where `on_round_error` / `on_spec_mismatch` is "fail".
         """
-        valid: list[_ValidUpdate] = []
-        for update in updates:
-            try:
-                valid.append(self._validate(update))
-            except (ValueError, TypeError) as exc:
-                log(
-                    WARNING,
-                    "flwr_declearn: round %s: skipping the update of client %s: %s",
-                    server_round,
-                    update.client_id,
-                    exc,
-                )
+        valid = self.validate(server_round, updates)
         if not valid:
             log(WARNING, "flwr_declearn: round %s: no valid client update.", server_round)
-            return []
-        valid = self._process_aux_var(server_round, valid)
-        if not valid:
-            log(WARNING, "flwr_declearn: round %s: no valid client update.", server_round)
-            return []
-        counts = [upd.num_examples for upd in valid]
-        clients = [upd.weights for upd in valid]
-        trainable = self.model.trainable_names
-        global_weights = self.model.get_weights().pack()
-        gradients = aggregation.pseudo_gradient(global_weights, clients, counts, trainable)
-        frozen = [name for name in self.names if name not in set(trainable)]
-        averaged = aggregation.weighted_average(clients, counts, frozen) if frozen else {}
-        self.server_optimizer.apply_gradients(self.model, NumpyVector(gradients))
-        if averaged:
-            all_weights = self.model.get_weights().pack()
-            all_weights.update(averaged)
-            self.model.set_weights(NumpyVector(all_weights))
+            return None
+        weights_before = dict(self.weights.arrays)
+        optimizer_before = wire.encode(self.server_optimizer.get_state())
+        extra_before = wire.encode(self.extra_state)
+        try:
+            accepted = self._process_aux_var(server_round, valid, optimizer_before)
+            if not accepted:
+                log(WARNING, "flwr_declearn: round %s: no valid client update.", server_round)
+                self._restore(weights_before, optimizer_before, extra_before)
+                return None
+            with np.errstate(over="ignore", invalid="ignore"):  # non-finite results checked below
+                self._step(server_round, accepted)
+            self._check_new_state()
+            metrics = (
+                metrics_fn([(upd.num_examples, upd.metrics) for upd in accepted])
+                if metrics_fn is not None
+                else {}
+            )
+        except Exception as exc:
+            self._restore(weights_before, optimizer_before, extra_before)
+            log(
+                ERROR,
+                "flwr_declearn: round %s: aggregation failed, server state restored, "
+                "round skipped: %s",
+                server_round,
+                _describe(exc),
+            )
+            if self.on_round_error == "fail":
+                raise AggregationError(
+                    f"round {server_round}: aggregation failed: {_describe(exc)}"
+                ) from exc
+            return None
         self.server_round = int(server_round)
         log(
             INFO,
             "flwr_declearn: round %s: aggregated %d client update(s).",
             server_round,
-            len(valid),
+            len(accepted),
         )
-        return [upd.client_id for upd in valid]
+        return metrics
 
-    def _validate(self, update: ClientUpdate) -> _ValidUpdate:
-        count = update.num_examples
-        if not isinstance(count, int | np.integer) or isinstance(count, bool) or count <= 0:
-            raise ValueError(f"num_examples must be a positive int, not {count!r}")
-        weights = self._named_weights(update.weights)
-        for name, array in weights.items():
+    def _contributions(
+        self, updates: Sequence[_ValidUpdate], names: Sequence[str]
+    ) -> Iterator[Contribution]:
+        """Yield each client's float64 updates `w_global - w_k`, one client at a time."""
+        glob = self.weights.arrays
+        for upd in updates:
+            deltas = {
+                name: np.subtract(glob[name], upd.weights[name], dtype=np.float64) for name in names
+            }
+            yield Contribution(upd.client_id, upd.num_examples, deltas)
+
+    def _step(self, server_round: int, updates: Sequence[_ValidUpdate]) -> None:
+        """Aggregate the updates and apply the server Optimizer (may raise; caller restores)."""
+        trainable = self.weights.trainable_names
+        aggregate = self.aggregate_updates(server_round, updates, self.names, trainable)
+        if self.dp is not None:
+            self.dp.add_noise(aggregate, trainable, len(updates), server_round)
+        gradients = {
+            name: aggregate[name].astype(self.weights.arrays[name].dtype) for name in trainable
+        }
+        for name, grad in gradients.items():
+            if grad.dtype.kind == "f" and not np.isfinite(grad).all():
+                raise FloatingPointError(f"the pseudo-gradient of '{name}' is not finite")
+        self.server_optimizer.apply_gradients(self.weights, NumpyVector(gradients))
+        frozen = [name for name in self.names if name not in set(trainable)]
+        for name in frozen:
+            reference = self.weights.arrays[name]
+            value = reference.astype(np.float64) - aggregate[name]
+            if reference.dtype.kind in "biu":
+                value = np.rint(value)
+            self.weights.arrays[name] = value.astype(reference.dtype)
+
+    def aggregate_updates(
+        self,
+        server_round: int,
+        updates: Sequence[_ValidUpdate],
+        names: Sequence[str],
+        trainable: Sequence[str],
+    ) -> dict[str, np.ndarray]:
+        """Return the float64 aggregate of the clients' `w_global - w_k` (the pseudo-gradient)."""
+        return self.aggregator.aggregate(self._contributions(updates, names), names, trainable)
+
+    def _check_new_state(self) -> None:
+        for name, array in self.weights.arrays.items():
             if array.dtype.kind == "f" and not np.isfinite(array).all():
-                raise ValueError(f"weight '{name}' holds non-finite values")
-        aux: dict[str, Any] = {}
-        if update.aux_var is not None:
-            if not isinstance(update.aux_var, bytes):
-                raise TypeError(f"aux-vars must be bytes, not {type(update.aux_var).__name__}")
-            aux = wire.decode(update.aux_var, NumpyVector)
-            if not isinstance(aux, dict) or not all(isinstance(v, dict) for v in aux.values()):
-                raise ValueError("aux-vars must be a dict of dicts {aux_name: {key: value}}")
-        return _ValidUpdate(update.client_id, weights, int(count), aux, dict(update.metrics))
+                raise FloatingPointError(f"the new global weight '{name}' is not finite")
+        fault = find_non_finite(self.server_optimizer.get_state(), "state")
+        if fault is not None:
+            raise FloatingPointError(f"the new server Optimizer state is not finite at {fault}")
+
+    def _restore(self, weights: dict[str, np.ndarray], optimizer: bytes, extra: bytes) -> None:
+        self.weights.arrays.clear()
+        self.weights.arrays.update(weights)
+        self.server_optimizer.set_state(thaw(wire.decode(optimizer)))
+        self.extra_state = thaw(wire.decode(extra))
 
     def _process_aux_var(
-        self, server_round: int, valid: Sequence[_ValidUpdate]
+        self, server_round: int, valid: Sequence[_ValidUpdate], snapshot: bytes
     ) -> list[_ValidUpdate]:
         """Feed the clients' aux-vars to the server Optimizer; return the updates it accepted.
 
         If the server Optimizer rejects the joint aux-vars, its state is
-        restored and each client's aux-vars are tried alone, to skip (and
-        log) the clients at fault before processing the others together.
+        restored (from `snapshot`, its wire-encoded state before the round)
+        and each client's aux-vars are tried alone, to skip (and log) the
+        clients at fault before processing the others together.
         """
-        merged = _merge_aux([upd for upd in valid])
+        merged = _merge_aux(valid)
         if not merged:
             return list(valid)
-        snapshot = self.server_optimizer.get_state()
         try:
             self.server_optimizer.process_aux_var(merged)
             return list(valid)
-        except Exception:  # attributed to specific clients below, else re-raised
-            self.server_optimizer.set_state(snapshot)
+        except Exception:
+            self.server_optimizer.set_state(thaw(wire.decode(snapshot)))
         good: list[_ValidUpdate] = []
         for upd in valid:
             try:
                 if upd.aux_var:
                     self.server_optimizer.process_aux_var(_merge_aux([upd]))
-            except Exception as exc:  # any rejection of a client's aux-vars skips it
-                log(
-                    WARNING,
-                    "flwr_declearn: round %s: skipping the update of client %s: the server "
-                    "Optimizer rejected its aux-vars: %r",
+            except Exception as exc:
+                _skip(
                     server_round,
                     upd.client_id,
-                    exc,
+                    f"the server Optimizer rejected its aux-vars: {exc!r}",
                 )
             else:
                 good.append(upd)
             finally:
-                self.server_optimizer.set_state(snapshot)
+                self.server_optimizer.set_state(thaw(wire.decode(snapshot)))
         merged = _merge_aux(good)
         if merged:
             self.server_optimizer.process_aux_var(merged)
         return good
 
+    def account_privacy(self, sample_rate: float) -> tuple[float, float]:
+        """Account an aggregated round of client-level DP; return the (epsilon, delta) spent.
+
+        Raises
+        ------
+        ImportError
+            If `dp-accounting` is not installed.
+        """
+        assert self.dp is not None and self.accountant is not None
+        self.accountant.step(self.dp.noise_multiplier, sample_rate)
+        self.extra_state["privacy"] = self.accountant.get_state()
+        return self.accountant.epsilon(), self.dp.delta
+
     # -- checkpointing ---------------------------------------------------------------------------
 
-    def save_checkpoint(self, path: str | os.PathLike[str]) -> Path:
-        """Write the server state to an `.npz` file (atomically), without pickle.
-
-        The file holds the global weights as arrays and a JSON document with
-        the round index, the trainable names, the configs and the server
-        Optimizer's state.
-
-        Returns
-        -------
-        The path written.
-        """
-        path = Path(path)
-        meta = {
-            "format": CHECKPOINT_FORMAT,
-            "version": CHECKPOINT_VERSION,
+    def checkpoint_content(self) -> dict[str, Any]:
+        """Return the server state as a `checkpoint.write_checkpoint` content dict."""
+        return {
             "server_round": self.server_round,
-            "trainable": self.model.trainable_names,
+            "weights": self.weights.get_weights(),
+            "trainable": list(self.weights.trainable_names),
             "server_optimizer": {
                 "config": self.server_optimizer.get_config(),
-                "state": to_jsonable(self.server_optimizer.get_state()),
+                "state": self.server_optimizer.get_state(),
             },
             "client_optimizer": self.client_optimizer,
             "train_config": self.train_config.to_dict(),
             "eval_config": self.eval_config.to_dict(),
+            "extra": self.extra_state,
         }
-        arrays = {_WEIGHT_PREFIX + name: value for name, value in self.get_weights().items()}
-        arrays[_META_KEY] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as file:
-                np.savez(file, **arrays)  # type: ignore[arg-type]
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+
+    def save_checkpoint(self, path: str | os.PathLike[str], keep: int = 1) -> Path:
+        """Write the server state to `path` (see `checkpoint`); return the path written."""
+        return checkpoint.write_checkpoint(path, self.checkpoint_content(), keep=keep)
 
     def load_checkpoint(self, path: str | os.PathLike[str]) -> None:
         """Restore the weights, round index and server Optimizer state saved by `save_checkpoint`.
 
-        The weights must match this core's model specs and trainable names.
+        Everything is checked (format, hash, weight names and specs,
+        finiteness, the Optimizer state loaded into a fresh Optimizer) before
+        the live state is replaced; on error, nothing changes.
 
         Raises
         ------
-        ValueError
-            If the file is not a compatible checkpoint.
+        CheckpointError
+            If the file is unreadable, altered or does not fit this strategy.
         """
+        content = checkpoint.read_checkpoint(path)
         try:
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {key: data[key] for key in data.files}
-        except (OSError, ValueError) as exc:
-            raise ValueError(f"Cannot read checkpoint {str(path)!r}: {exc}") from exc
-        if _META_KEY not in arrays:
-            raise ValueError(f"{str(path)!r} is not a flwr_declearn checkpoint (no metadata).")
-        meta = json.loads(arrays.pop(_META_KEY).tobytes().decode("utf-8"))
-        if meta.get("format") != CHECKPOINT_FORMAT or meta.get("version") != CHECKPOINT_VERSION:
-            raise ValueError(
-                f"{str(path)!r}: unsupported checkpoint format {meta.get('format')!r} "
-                f"version {meta.get('version')!r}."
+            loaded = checkpoint.check_content(
+                content, self.weights, self.server_optimizer.get_config(), self.dp
             )
-        weights = {
-            key.removeprefix(_WEIGHT_PREFIX): value
-            for key, value in arrays.items()
-            if key.startswith(_WEIGHT_PREFIX)
-        }
-        if sorted(meta["trainable"]) != sorted(self.model.trainable_names):
-            raise ValueError(
-                f"{str(path)!r}: trainable weights {sorted(meta['trainable'])} differ from "
-                f"the model's {sorted(self.model.trainable_names)}."
-            )
-        if meta["server_optimizer"]["config"] != self.server_optimizer.get_config():
-            log(
-                WARNING,
-                "flwr_declearn: the checkpoint's server Optimizer config differs from the "
-                "current one; restoring its state into the current Optimizer.",
-            )
-        round_index = meta.get("server_round")
-        if not isinstance(round_index, int) or isinstance(round_index, bool) or round_index < 0:
-            raise ValueError(f"{str(path)!r}: invalid server_round {round_index!r}.")
-        self.set_weights(weights)
-        self.server_optimizer.set_state(from_jsonable(meta["server_optimizer"]["state"]))
-        self.server_round = round_index
+        except Exception as exc:  # any invalid value makes the file a bad checkpoint
+            text = str(exc) if isinstance(exc, CheckpointError) else _describe(exc)
+            raise CheckpointError(f"Checkpoint {str(path)!r}: {text}") from exc
+        self.weights.set_weights(loaded.weights)
+        self.server_optimizer.set_state(loaded.optimizer_state)
+        self.server_round = loaded.server_round
+        self.extra_state = loaded.extra
+        if self.accountant is not None and "privacy" in loaded.extra:
+            self.accountant.set_state(loaded.extra["privacy"])
         self._synced = set()
 
 
+# -- helpers ---------------------------------------------------------------------------------------
+
+
+def _skip(server_round: int, client_id: str, fault: str) -> None:
+    log(
+        WARNING,
+        "flwr_declearn: round %s: skipping the update of client %s: %s",
+        server_round,
+        client_id,
+        fault,
+    )
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    if isinstance(exc, KeyError) and exc.args:
+        text = str(exc.args[0])
+    return f"{type(exc).__name__}: {text}" if not isinstance(exc, ValueError | TypeError) else text
+
+
 def _merge_aux(updates: Sequence[_ValidUpdate]) -> dict[str, dict[str, Any]]:
-    """Regroup clients' `{aux_name: aux}` into `{aux_name: {client_id: aux}}`."""
-    merged: dict[str, dict[str, Any]] = {}
-    for upd in updates:
-        for aux_name, aux in upd.aux_var.items():
-            merged.setdefault(aux_name, {})[upd.client_id] = aux
-    return merged
+    return Optimizer.merge_client_aux_var({upd.client_id: upd.aux_var for upd in updates})
 
 
 def build_core(
     *,
-    model: Model[Any] | None,
-    initial_weights: Vector | Mapping[str, Any] | None,
-    trainable: Collection[str] | None,
     client_optimizer: Optimizer | Mapping[str, Any],
-    server_optimizer: Optimizer | Mapping[str, Any] | None,
-    train_config: TrainingConfig | Mapping[str, Any] | None,
-    eval_config: EvaluationConfig | Mapping[str, Any] | None,
+    model: Model[Any] | None = None,
+    initial_weights: Vector | Mapping[str, Any] | None = None,
+    trainable: Collection[str] | None = None,
+    server_optimizer: Optimizer | Mapping[str, Any] | None = None,
+    train_config: TrainingConfig | Mapping[str, Any] | None = None,
+    eval_config: EvaluationConfig | Mapping[str, Any] | None = None,
+    **options: Any,
 ) -> FederatedCore:
     """Build a FederatedCore from the user-facing arguments of the strategies.
+
+    `options` are FederatedCore's keyword-only settings (aggregator, limits...).
 
     Raises
     ------
@@ -496,4 +679,5 @@ def build_core(
         server_optimizer=server,
         train_config=train_config,
         eval_config=eval_config,
+        **options,
     )

@@ -1,4 +1,6 @@
-"""Message API record layout shared by the ClientApp and the message-based strategy.
+"""Message API records: helpers shared by the ClientApp and the message-based strategy.
+
+The record keys are defined in `protocol` (re-exported here).
 
 Train request (server -> client): `RecordDict({"arrays": ArrayRecord, "config": ConfigRecord})`
 where the ArrayRecord maps weight names to arrays and the ConfigRecord holds
@@ -25,6 +27,14 @@ from typing import TypeVar
 import numpy as np
 from flwr.app import Array, ArrayRecord, ConfigRecord, RecordDict
 
+from flwr_declearn.flower.protocol import (
+    ARRAYS_KEY,
+    CONFIG_KEY,
+    DECLEARN_KEY,
+    METRICS_KEY,
+    NUM_EXAMPLES_KEY,
+)
+
 __all__ = [
     "ARRAYS_KEY",
     "CONFIG_KEY",
@@ -37,11 +47,6 @@ __all__ = [
     "record_to_arrays",
 ]
 
-ARRAYS_KEY = "arrays"
-CONFIG_KEY = "config"
-METRICS_KEY = "metrics"
-DECLEARN_KEY = "declearn"
-NUM_EXAMPLES_KEY = "num-examples"
 
 T = TypeVar("T")
 

@@ -1,6 +1,7 @@
-"""Numeric helpers of the server: weighted averages and the FedOpt pseudo-gradient.
+"""Numeric helpers of the server: weighted averages, the FedOpt pseudo-gradient, metrics.
 
-Sums run in float64 and results are cast back to each array's dtype
+Sums run in float64 (the running sum of `aggregators.WeightedMean`, the one
+place the formula lives) and results are cast back to each array's dtype
 (integer and boolean arrays are rounded to the nearest value).
 """
 
@@ -10,24 +11,10 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["normalized_weights", "pseudo_gradient", "weighted_average", "weighted_metrics"]
+from flwr_declearn.flower.aggregators import Contribution, WeightedMean
+from flwr_declearn.flower.protocol import is_internal_key
 
-
-def normalized_weights(counts: Sequence[float]) -> list[float]:
-    """Return `counts / sum(counts)`.
-
-    Raises
-    ------
-    ValueError
-        If a count is negative or not finite, or they sum to zero.
-    """
-    values = [float(count) for count in counts]
-    if any(not np.isfinite(val) or val < 0 for val in values):
-        raise ValueError(f"Aggregation weights must be finite and non-negative: {values}.")
-    total = sum(values)
-    if total <= 0:
-        raise ValueError("Aggregation weights sum to zero: nothing to average.")
-    return [val / total for val in values]
+__all__ = ["pseudo_gradient", "weighted_average", "weighted_metrics"]
 
 
 def _cast_back(value: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -36,11 +23,12 @@ def _cast_back(value: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return value.astype(dtype, copy=False)
 
 
-def _average64(arrays: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:
-    acc = np.multiply(arrays[0], weights[0], dtype=np.float64)
-    for array, weight in zip(arrays[1:], weights[1:], strict=True):
-        acc += np.multiply(array, weight, dtype=np.float64)
-    return acc
+def _check_counts(counts: Sequence[float]) -> None:
+    values = [float(count) for count in counts]
+    if any(not np.isfinite(val) or val < 0 for val in values):
+        raise ValueError(f"Aggregation weights must be finite and non-negative: {values}.")
+    if sum(values) <= 0:
+        raise ValueError("Aggregation weights sum to zero: nothing to average.")
 
 
 def weighted_average(
@@ -61,12 +49,14 @@ def weighted_average(
     """
     if not values:
         raise ValueError("Nothing to average: no values were given.")
-    weights = normalized_weights(counts)
+    _check_counts(counts)
     keys = list(values[0]) if names is None else list(names)
-    return {
-        key: _cast_back(_average64([val[key] for val in values], weights), values[0][key].dtype)
-        for key in keys
-    }
+    contributions = (
+        Contribution(str(idx), count, {key: np.asarray(val[key], np.float64) for key in keys})
+        for idx, (val, count) in enumerate(zip(values, counts, strict=True))
+    )
+    average = WeightedMean().aggregate(contributions, keys, ())
+    return {key: _cast_back(average[key], np.asarray(values[0][key]).dtype) for key in keys}
 
 
 def pseudo_gradient(
@@ -93,21 +83,24 @@ def pseudo_gradient(
     """
     if not client_weights:
         raise ValueError("No client weights to compute a pseudo-gradient from.")
-    weights = normalized_weights(counts)
+    _check_counts(counts)
     keys = list(global_weights) if names is None else list(names)
-    out: dict[str, np.ndarray] = {}
-    for key in keys:
-        reference = np.asarray(global_weights[key])
-        average = _average64([val[key] for val in client_weights], weights)
-        out[key] = (reference.astype(np.float64) - average).astype(reference.dtype, copy=False)
-    return out
+    glob = {key: np.asarray(global_weights[key], np.float64) for key in keys}
+    contributions = (
+        Contribution(str(idx), count, {key: glob[key] - client[key] for key in keys})
+        for idx, (client, count) in enumerate(zip(client_weights, counts, strict=True))
+    )
+    gradient = WeightedMean().aggregate(contributions, keys, ())
+    return {
+        key: gradient[key].astype(np.asarray(global_weights[key]).dtype, copy=False) for key in keys
+    }
 
 
 def weighted_metrics(results: Sequence[tuple[int, Mapping[str, object]]]) -> dict[str, float]:
     """Average the numeric metrics that every result reports, weighted by example counts.
 
-    Keys starting with "declearn." (internal payloads) and non-numeric values
-    (str, bytes, bool) are ignored.
+    flwr_declearn's internal keys (`protocol.is_internal_key`) and non-numeric
+    values (str, bytes, bool) are ignored.
     """
     results = [(count, metrics) for count, metrics in results if count > 0]
     if not results:
@@ -119,7 +112,7 @@ def weighted_metrics(results: Sequence[tuple[int, Mapping[str, object]]]) -> dic
     keys = [
         key
         for key, value in results[0][1].items()
-        if not key.startswith("declearn.")
+        if not is_internal_key(key)
         and numeric(value)
         and all(numeric(metrics.get(key)) for _, metrics in results[1:])
     ]

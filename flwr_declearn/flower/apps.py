@@ -5,6 +5,10 @@ handlers run a `DeclearnClient`. It answers both Message API requests
 (`DeclearnMessageStrategy`, or Flower's own message strategies) and legacy
 requests (`DeclearnStrategy` through Flower's compatibility layer).
 
+`handle_train(client, message, context)` and `handle_evaluate(...)` are those
+handlers, for a user who keeps their own `@app.train()` / `@app.evaluate()`
+functions and calls ours inside them.
+
 `make_server_app(strategy_fn)` returns a `ServerApp` that builds a strategy
 from the run's Context and runs it: a `DeclearnMessageStrategy` through its
 `start` method, a `DeclearnStrategy` through Flower's legacy server loop.
@@ -37,9 +41,10 @@ from flwr_declearn.flower._records import (
 )
 from flwr_declearn.flower.client import DeclearnClient
 from flwr_declearn.flower.message_strategy import DeclearnMessageStrategy
+from flwr_declearn.flower.protocol import is_internal_key
 from flwr_declearn.flower.strategy import DeclearnStrategy
 
-__all__ = ["make_client_app", "make_server_app"]
+__all__ = ["handle_evaluate", "handle_train", "make_client_app", "make_server_app"]
 
 ClientFn = Callable[[Context], DeclearnClient]
 StrategyFn = Callable[[Context], DeclearnStrategy | DeclearnMessageStrategy]
@@ -51,8 +56,42 @@ def _is_legacy(message: Message) -> bool:
     return any(key in message.content for key in _LEGACY_KEYS)
 
 
-def handle_train(client: DeclearnClient, message: Message) -> Message:
-    """Answer a Message API train request with `client` (see `_records` for the layout)."""
+def handle_train(
+    client: DeclearnClient, message: Message, context: Context | None = None
+) -> Message:
+    """Answer a train request with `client`: Message API (see `_records`) or legacy.
+
+    Call it from your own ClientApp to keep your `@app.train()` function,
+    your data pipeline and extra metrics::
+
+        app = ClientApp()
+
+        @app.train()
+        def train(message: Message, context: Context) -> Message:
+            model = TorchModel(Net(), loss=torch.nn.CrossEntropyLoss(reduction="none"))
+            client = DeclearnClient(model, my_dataloader, context)  # any accepted data
+            reply = handle_train(client, message, context)
+            reply.content["metrics"]["my-metric"] = 1.0  # add what you like
+            return reply
+
+    Parameters
+    ----------
+    client:
+        The client that trains (its Optimizer state lives in its Context).
+    message:
+        The train request.
+    context:
+        The node's Context; only needed for legacy (`DeclearnStrategy`)
+        requests, and defaults to `client.context`.
+
+    Raises
+    ------
+    RejectedMessage
+        If the request is invalid (weights, configs, aux-vars); Flower then
+        answers the server with an error reply.
+    """
+    if _is_legacy(message):
+        return _handle_legacy(client, message, context)
     weights = client.weights_from_named(
         record_to_arrays(get_record(message.content, ARRAYS_KEY, ArrayRecord))
     )
@@ -63,7 +102,7 @@ def handle_train(client: DeclearnClient, message: Message) -> Message:
         {
             key: val
             for key, val in out.metrics.items()
-            if not key.startswith("declearn.")
+            if not is_internal_key(key)
             and isinstance(val, int | float)
             and not isinstance(val, bool)
         }
@@ -79,14 +118,25 @@ def handle_train(client: DeclearnClient, message: Message) -> Message:
     return Message(content, reply_to=message)
 
 
-def handle_evaluate(client: DeclearnClient, message: Message) -> Message:
-    """Answer a Message API evaluate request with `client`."""
+def handle_evaluate(
+    client: DeclearnClient, message: Message, context: Context | None = None
+) -> Message:
+    """Answer an evaluate request with `client` (Message API or legacy); see `handle_train`."""
+    if _is_legacy(message):
+        return _handle_legacy(client, message, context)
     weights = client.weights_from_named(
         record_to_arrays(get_record(message.content, ARRAYS_KEY, ArrayRecord))
     )
     _, n_samples, results = client.evaluate_weights(weights, dict(config_of(message.content)))
     record = MetricRecord({NUM_EXAMPLES_KEY: n_samples, **results})
     return Message(RecordDict({METRICS_KEY: record}), reply_to=message)
+
+
+def _handle_legacy(client: DeclearnClient, message: Message, context: Context | None) -> Message:
+    context = context if context is not None else client.context
+    if context is None:
+        raise ValueError("Answering a legacy (DeclearnStrategy) request needs the node's Context.")
+    return handle_legacy_message_from_msgtype(lambda _: client.to_client(), message, context)
 
 
 def make_client_app(client_fn: ClientFn, *, mods: list[Mod] | None = None) -> ClientApp:
@@ -108,21 +158,11 @@ def make_client_app(client_fn: ClientFn, *, mods: list[Mod] | None = None) -> Cl
 
     @app.train()
     def train(message: Message, context: Context) -> Message:
-        client = client_fn(context)
-        if _is_legacy(message):
-            return handle_legacy_message_from_msgtype(
-                lambda _: client.to_client(), message, context
-            )
-        return handle_train(client, message)
+        return handle_train(client_fn(context), message, context)
 
     @app.evaluate()
     def evaluate(message: Message, context: Context) -> Message:
-        client = client_fn(context)
-        if _is_legacy(message):
-            return handle_legacy_message_from_msgtype(
-                lambda _: client.to_client(), message, context
-            )
-        return handle_evaluate(client, message)
+        return handle_evaluate(client_fn(context), message, context)
 
     return app
 
@@ -143,8 +183,9 @@ def make_server_app(
     num_rounds:
         Number of rounds; defaults to the run config's "num-server-rounds" (else 3).
     round_timeout:
-        Seconds to wait for the clients' replies in each round (None: no limit
-        for the legacy strategy, one hour for the message strategy).
+        Seconds to wait for the clients' replies in each round (None: the
+        strategy's own `round_timeout`; for the message strategy, one hour if
+        that is None too).
     """
     app = ServerApp()
 
@@ -158,12 +199,13 @@ def make_server_app(
             strategy.start(
                 grid,
                 num_rounds=rounds,
-                timeout=3600.0 if round_timeout is None else round_timeout,
+                timeout=round_timeout,
             )
         elif isinstance(strategy, DeclearnStrategy):
+            timeout = strategy.round_timeout if round_timeout is None else round_timeout
             components = ServerAppComponents(
                 strategy=strategy,
-                config=ServerConfig(num_rounds=rounds, round_timeout=round_timeout),
+                config=ServerConfig(num_rounds=rounds, round_timeout=timeout),
             )
             ServerApp(server_fn=lambda _: components)(grid, context)
         else:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Collection, Iterable, Mapping
+import random
+from collections.abc import Callable, Iterable, Mapping
 from logging import INFO, WARNING
-from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 import numpy as np
 from flwr.app import (
+    Array,
     ArrayRecord,
     ConfigRecord,
     ConfigRecordValues,
@@ -18,109 +18,79 @@ from flwr.app import (
     MetricRecord,
     RecordDict,
 )
-from flwr.common import Scalar, log
+from flwr.common import log
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Result, Strategy
-from flwr.serverapp.strategy.strategy_utils import sample_nodes
 
-from flwr_declearn.flower import aggregation, wire
-from flwr_declearn.flower._core import ClientUpdate, FederatedCore, build_core
-from flwr_declearn.flower._records import (
-    ARRAYS_KEY,
-    CONFIG_KEY,
-    DECLEARN_KEY,
-    METRICS_KEY,
-    NUM_EXAMPLES_KEY,
-    arrays_to_record,
-    get_record,
-    record_to_arrays,
-)
-from flwr_declearn.flower.config import EvaluationConfig, TrainingConfig
-from flwr_declearn.flower.strategy import ServerEvaluateFn
-from flwr_declearn.model.api import Model, Vector
-from flwr_declearn.optimizer import Optimizer
+from flwr_declearn.flower import protocol, wire
+from flwr_declearn.flower._base import StrategyBase, StrategyOptions
+from flwr_declearn.flower._core import ClientUpdate
+from flwr_declearn.flower._records import arrays_to_record, get_record, record_to_arrays
+from flwr_declearn.flower._validation import decode_weights
 
 __all__ = ["DeclearnMessageStrategy"]
 
 
-class DeclearnMessageStrategy(Strategy):
+class DeclearnMessageStrategy(StrategyBase, Strategy):
     """Declearn-style federated optimization as a Flower Message API strategy.
 
-    Same algorithm as `DeclearnStrategy` (see its documentation), exchanged
-    as `flwr.app` records (layout in `flwr_declearn.flower._records`): the
-    global weights in an ArrayRecord keyed by weight name, configs and
-    aux-vars as bytes in ConfigRecords, metrics in MetricRecords. Client ids
-    are `str(node_id)` of the replying nodes.
+    Same algorithm, checks and transaction as `DeclearnStrategy` (see its
+    documentation), exchanged as `flwr.app` records (layout in
+    `flwr_declearn.flower.protocol`): the global weights in an ArrayRecord
+    keyed by weight name, configs and aux-vars as bytes in ConfigRecords,
+    metrics in MetricRecords. Client ids are `str(node_id)` of the replying
+    nodes; a node's second reply in a round is dropped.
 
-    Run it with `strategy.start(grid, strategy.global_arrays(), num_rounds)`,
-    or through `make_server_app`.
+    Run it with `strategy.start(grid, num_rounds=...)`, or through
+    `make_server_app`.
 
     Parameters
     ----------
     model, initial_weights, trainable, client_optimizer, server_optimizer,
-    train_config, eval_config, checkpoint_path:
-        As for `DeclearnStrategy`.
+    train_config, eval_config, evaluate_fn, fit_metrics_aggregation_fn,
+    evaluate_metrics_aggregation_fn, accept_failures, checkpoint_path,
+    keep_checkpoints, on_checkpoint_error, aggregator, limits, on_round_error,
+    on_spec_mismatch, dp:
+        As for `DeclearnStrategy`; `evaluate_fn` is called by `start` before
+        the first round and after every round, its results recorded as
+        `{"loss": loss, **metrics}`.
     fraction_train, fraction_evaluate:
         Fraction of the connected nodes sampled for training / evaluation.
     min_train_nodes, min_evaluate_nodes:
         Minimum number of nodes sampled for training / evaluation.
     min_available_nodes:
-        Number of nodes to wait for before sampling.
-    evaluate_fn:
-        Optional server-side evaluation `(round, {name: weight}) -> (loss, metrics)`
-        (e.g. a `ModelEvaluator`), called by `start` before the first round and
-        after every round; its results are recorded as `{"loss": loss, **metrics}`.
+        Number of nodes to wait for before sampling. The wait lasts at most
+        `round_timeout`; then the round goes on with the connected nodes.
+    round_timeout:
+        Seconds to wait for the nodes' replies in each round (passed to the
+        Grid's `send_and_receive` by `start`; the replies received by then
+        are aggregated), and at most for `min_available_nodes`; None: one
+        hour for replies and no limit for availability, as in Flower.
     """
 
     def __init__(
         self,
         *,
-        model: Model[Any] | None = None,
-        initial_weights: Vector | Mapping[str, Any] | None = None,
-        trainable: Collection[str] | None = None,
-        client_optimizer: Optimizer | Mapping[str, Any],
-        server_optimizer: Optimizer | Mapping[str, Any] | None = None,
-        train_config: TrainingConfig | Mapping[str, Any] | None = None,
-        eval_config: EvaluationConfig | Mapping[str, Any] | None = None,
         fraction_train: float = 1.0,
         fraction_evaluate: float = 1.0,
         min_train_nodes: int = 2,
         min_evaluate_nodes: int = 2,
         min_available_nodes: int = 2,
-        evaluate_fn: ServerEvaluateFn | None = None,
-        checkpoint_path: str | os.PathLike[str] | None = None,
+        **options: Unpack[StrategyOptions],
     ) -> None:
-        self.core: FederatedCore = build_core(
-            model=model,
-            initial_weights=initial_weights,
-            trainable=trainable,
-            client_optimizer=client_optimizer,
-            server_optimizer=server_optimizer,
-            train_config=train_config,
-            eval_config=eval_config,
+        StrategyBase.__init__(
+            self,
+            {"fraction_train": fraction_train, "fraction_evaluate": fraction_evaluate},
+            **options,
         )
-        for name, value in (
-            ("fraction_train", fraction_train),
-            ("fraction_evaluate", fraction_evaluate),
-        ):
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"'{name}' must lie in [0, 1], not {value!r}.")
         self.fraction_train = fraction_train
         self.fraction_evaluate = fraction_evaluate
         self.min_train_nodes = min_train_nodes
         self.min_evaluate_nodes = min_evaluate_nodes
         self.min_available_nodes = min_available_nodes
-        self.evaluate_fn = evaluate_fn
-        self.checkpoint_path = None if checkpoint_path is None else Path(checkpoint_path)
-        self._round_offset = 0
         self._arrays: ArrayRecord | None = None
 
     # -- global state ----------------------------------------------------------------------------
-
-    @property
-    def global_weights(self) -> dict[str, np.ndarray]:
-        """Current global weights, by name (do not modify in place)."""
-        return self.core.get_weights()
 
     def global_arrays(self) -> ArrayRecord:
         """Current global weights as an ArrayRecord keyed by weight name."""
@@ -128,17 +98,7 @@ class DeclearnMessageStrategy(Strategy):
             self._arrays = arrays_to_record(self.core.get_weights())
         return self._arrays
 
-    def save_checkpoint(self, path: str | os.PathLike[str] | None = None) -> Path:
-        """Save the server state to an npz file (default: `checkpoint_path`)."""
-        target = path if path is not None else self.checkpoint_path
-        if target is None:
-            raise ValueError("No checkpoint path: pass `path` or set `checkpoint_path`.")
-        return self.core.save_checkpoint(target)
-
-    def load_checkpoint(self, path: str | os.PathLike[str]) -> None:
-        """Resume from a checkpoint: the next round continues its round count."""
-        self.core.load_checkpoint(path)
-        self._round_offset = self.core.server_round
+    def _forget_cached_weights(self) -> None:
         self._arrays = None
 
     def _adopt(self, arrays: ArrayRecord) -> None:
@@ -146,6 +106,20 @@ class DeclearnMessageStrategy(Strategy):
             return
         self.core.set_weights(record_to_arrays(arrays))
         self._arrays = arrays
+
+    def _sample(
+        self, grid: Grid, fraction: float, minimum: int, for_training: bool = True
+    ) -> list[int]:
+        size = self._sample_count(
+            lambda: len(list(grid.get_node_ids())),
+            fraction,
+            minimum,
+            self.min_available_nodes,
+            for_training,
+        )
+        if size < 1:
+            return []
+        return random.sample(list(grid.get_node_ids()), size)
 
     def _messages(
         self,
@@ -157,7 +131,10 @@ class DeclearnMessageStrategy(Strategy):
         return [
             Message(
                 content=RecordDict(
-                    {ARRAYS_KEY: arrays, CONFIG_KEY: ConfigRecord(dict(configs[node_id]))}
+                    {
+                        protocol.ARRAYS_KEY: arrays,
+                        protocol.CONFIG_KEY: ConfigRecord(dict(configs[node_id])),
+                    }
                 ),
                 message_type=message_type,
                 dst_node_id=node_id,
@@ -172,6 +149,7 @@ class DeclearnMessageStrategy(Strategy):
         log(INFO, "\t├──> DeclearnMessageStrategy")
         log(INFO, "\t│\t├── server optimizer: %s", self.core.server_optimizer.get_config())
         log(INFO, "\t│\t├── client optimizer: %s", self.core.client_optimizer)
+        log(INFO, "\t│\t├── aggregator: %r", self.core.aggregator)
         log(INFO, "\t│\t└── training: %s", self.core.train_config)
         log(
             INFO,
@@ -190,12 +168,8 @@ class DeclearnMessageStrategy(Strategy):
         if self.fraction_train == 0.0:
             return []
         self._adopt(arrays)
-        sample_size = max(
-            int(len(list(grid.get_node_ids())) * self.fraction_train), self.min_train_nodes
-        )
-        node_ids, _ = sample_nodes(grid, self.min_available_nodes, sample_size)
-        rnd = self._round_offset + server_round
-        per_client = self.core.fit_configs(rnd, [str(node) for node in node_ids])
+        node_ids = self._sample(grid, self.fraction_train, self.min_train_nodes)
+        per_client = self.core.fit_configs(self._round(server_round), [str(n) for n in node_ids])
         configs = {node: {**config, **per_client[str(node)]} for node in node_ids}
         return self._messages(node_ids, arrays, configs, MessageType.TRAIN)
 
@@ -203,37 +177,33 @@ class DeclearnMessageStrategy(Strategy):
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
         """Validate the replies, run the server Optimizer, return new weights and metrics."""
-        rnd = self._round_offset + server_round
+        rnd = self._round(server_round)
         replies = list(replies)
+        log(INFO, "flwr_declearn: round %s: %d train repl(ies) received.", rnd, len(replies))
+        failed = [msg for msg in replies if msg.has_error()]
+        for msg in failed:
+            log(
+                WARNING,
+                "flwr_declearn: round %s: node %s failed: %s",
+                rnd,
+                msg.metadata.src_node_id,
+                msg.error.reason,
+            )
         self.core.note_responses(
             str(msg.metadata.src_node_id) for msg in replies if not msg.has_error()
         )
-        updates: list[ClientUpdate] = []
-        for msg in replies:
-            cid = str(msg.metadata.src_node_id)
-            if msg.has_error():
-                log(
-                    WARNING,
-                    "flwr_declearn: round %s: node %s failed: %s",
-                    rnd,
-                    cid,
-                    msg.error.reason,
-                )
-                continue
-            try:
-                updates.append(_train_update(cid, msg.content))
-            except ValueError as exc:
-                log(WARNING, "flwr_declearn: round %s: skipping node %s: %s", rnd, cid, exc)
-        accepted = set(self.core.aggregate(rnd, updates)) if updates else set()
-        if not accepted:
+        if failed and not self.accept_failures:
+            log(WARNING, "flwr_declearn: round %s: failures occurred; not aggregating.", rnd)
             return None, None
-        self._arrays = arrays_to_record(self.core.get_weights())
-        if self.checkpoint_path is not None:
-            self.core.save_checkpoint(self.checkpoint_path)
-        metrics = aggregation.weighted_metrics(
-            [(upd.num_examples, upd.metrics) for upd in updates if upd.client_id in accepted]
-        )
-        return self._arrays, _metric_record(metrics)
+        updates = [
+            _train_update(str(msg.metadata.src_node_id), msg.content, self.core.specs)
+            for msg in replies
+            if not msg.has_error()
+        ]
+        metrics = self._aggregate_fit(rnd, updates) if updates else None
+        if metrics is None:
+            return None, None
+        return self.global_arrays(), _metric_record(metrics)
 
     def configure_evaluate(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
@@ -242,12 +212,10 @@ class DeclearnMessageStrategy(Strategy):
         if self.fraction_evaluate == 0.0:
             return []
         self._adopt(arrays)
-        sample_size = max(
-            int(len(list(grid.get_node_ids())) * self.fraction_evaluate),
-            self.min_evaluate_nodes,
+        node_ids = self._sample(
+            grid, self.fraction_evaluate, self.min_evaluate_nodes, for_training=False
         )
-        node_ids, _ = sample_nodes(grid, self.min_available_nodes, sample_size)
-        eval_config = self.core.evaluate_config(self._round_offset + server_round)
+        eval_config = self.core.evaluate_config(self._round(server_round))
         configs = {node: {**config, **eval_config} for node in node_ids}
         return self._messages(node_ids, arrays, configs, MessageType.EVALUATE)
 
@@ -255,8 +223,9 @@ class DeclearnMessageStrategy(Strategy):
         self, server_round: int, replies: Iterable[Message]
     ) -> MetricRecord | None:
         """Average the nodes' evaluation metrics, weighted by their example counts."""
-        rnd = self._round_offset + server_round
-        results: list[tuple[int, dict[str, Any]]] = []
+        rnd = self._round(server_round)
+        results: list[tuple[str, Any, Any, dict[str, Any]]] = []
+        seen: set[str] = set()
         for msg in replies:
             cid = str(msg.metadata.src_node_id)
             if msg.has_error():
@@ -267,42 +236,49 @@ class DeclearnMessageStrategy(Strategy):
                     cid,
                     msg.error.reason,
                 )
+                if not self.accept_failures:
+                    return None
                 continue
+            if cid in seen:
+                continue
+            seen.add(cid)
             try:
-                metrics = dict(get_record(msg.content, METRICS_KEY, MetricRecord))
-                count = _num_examples(metrics)
+                metrics = dict(get_record(msg.content, protocol.METRICS_KEY, MetricRecord))
             except ValueError as exc:
                 log(
                     WARNING,
-                    "flwr_declearn: round %s: skipping evaluation of node %s: %s",
+                    "flwr_declearn: round %s: skipping the evaluation of client %s: %s",
                     rnd,
                     cid,
                     exc,
                 )
                 continue
-            results.append((count, metrics))
-        averaged = aggregation.weighted_metrics(
-            [(n, {k: v for k, v in m.items() if k != NUM_EXAMPLES_KEY}) for n, m in results]
-        )
-        return _metric_record(averaged) if averaged else None
+            count = metrics.pop(protocol.NUM_EXAMPLES_KEY, None)
+            results.append((cid, count, None, metrics))
+        _, averaged = self._aggregate_evaluation(rnd, results)
+        numeric = {k: v for k, v in averaged.items() if _is_number(v)}
+        return _metric_record(numeric) if numeric else None
 
     def start(
         self,
         grid: Grid,
         initial_arrays: ArrayRecord | None = None,
         num_rounds: int = 3,
-        timeout: float = 3600,
+        timeout: float | None = None,
         train_config: ConfigRecord | None = None,
         evaluate_config: ConfigRecord | None = None,
         evaluate_fn: Callable[[int, ArrayRecord], MetricRecord | None] | None = None,
     ) -> Result:
         """Run `num_rounds` rounds (see Flower's `Strategy.start`).
 
-        `initial_arrays` defaults to the strategy's global weights, and
-        `evaluate_fn` to an adapter of the strategy's own `evaluate_fn`.
+        `initial_arrays` defaults to the strategy's global weights, `timeout`
+        to `round_timeout` (else one hour), and `evaluate_fn` to an adapter of
+        the strategy's own `evaluate_fn`.
         """
         if evaluate_fn is None and self.evaluate_fn is not None:
             evaluate_fn = self._evaluate_arrays
+        if timeout is None:
+            timeout = 3600.0 if self.round_timeout is None else self.round_timeout
         return super().start(
             grid,
             self.global_arrays() if initial_arrays is None else initial_arrays,
@@ -316,7 +292,7 @@ class DeclearnMessageStrategy(Strategy):
     def _evaluate_arrays(self, server_round: int, arrays: ArrayRecord) -> MetricRecord | None:
         assert self.evaluate_fn is not None
         self._adopt(arrays)
-        result = self.evaluate_fn(self._round_offset + server_round, self.core.get_weights())
+        result = self.evaluate_fn(self._round(server_round), self.core.get_weights())
         if result is None:
             return None
         loss, metrics = result
@@ -325,29 +301,40 @@ class DeclearnMessageStrategy(Strategy):
         return _metric_record(record)
 
 
-def _metric_record(values: Mapping[str, float]) -> MetricRecord:
-    return MetricRecord({key: float(val) for key, val in values.items()})  # type: ignore[misc]
+def _metric_record(values: Mapping[str, Any]) -> MetricRecord:
+    return MetricRecord({key: float(val) for key, val in values.items() if _is_number(val)})  # type: ignore[misc]
 
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float | np.number) and not isinstance(value, bool)
 
 
-def _num_examples(metrics: Mapping[str, Any]) -> int:
-    count = metrics.get(NUM_EXAMPLES_KEY)
-    if isinstance(count, float) and count.is_integer():
-        count = int(count)
-    if not isinstance(count, int) or isinstance(count, bool) or count < 0:
-        raise ValueError(f"'{NUM_EXAMPLES_KEY}' must be a non-negative int, not {count!r}")
-    return count
+def _train_update(cid: str, content: RecordDict, specs: wire.WeightSpecs) -> ClientUpdate:
+    """Read a train reply lazily: weights are decoded when the core asks, after size checks."""
+    fault = None
+    try:
+        metrics: dict[str, Any] = dict(get_record(content, protocol.METRICS_KEY, MetricRecord))
+    except ValueError as exc:
+        metrics, fault = {}, str(exc)
+    count = metrics.pop(protocol.NUM_EXAMPLES_KEY, None)
+    aux: Any = None
+    if protocol.DECLEARN_KEY in content:
+        record = content[protocol.DECLEARN_KEY]
+        aux = record.get(protocol.KEY_AUX_VAR) if isinstance(record, ConfigRecord) else record
+
+    def weights() -> dict[str, np.ndarray]:
+        return _record_to_checked_arrays(
+            get_record(content, protocol.ARRAYS_KEY, ArrayRecord), specs
+        )
+
+    return ClientUpdate(cid, weights, count, aux, metrics, fault)
 
 
-def _train_update(cid: str, content: RecordDict) -> ClientUpdate:
-    arrays = record_to_arrays(get_record(content, ARRAYS_KEY, ArrayRecord))
-    metrics = dict(get_record(content, METRICS_KEY, MetricRecord))
-    count = _num_examples(metrics)
-    aux: Scalar | None = None
-    if DECLEARN_KEY in content:
-        aux = get_record(content, DECLEARN_KEY, ConfigRecord).get(wire.KEY_AUX_VAR)  # type: ignore[assignment]
-    public = {k: v for k, v in metrics.items() if k != NUM_EXAMPLES_KEY}
-    return ClientUpdate(cid, arrays, count, aux, public)  # type: ignore[arg-type]
+def _record_to_checked_arrays(
+    record: ArrayRecord, specs: wire.WeightSpecs
+) -> dict[str, np.ndarray]:
+    """Decode an ArrayRecord of named weights, checking names and sizes before decoding."""
+    for name, array in record.items():
+        if not isinstance(array, Array) or array.stype != "numpy.ndarray":
+            raise ValueError(f"'{name}' is not a numpy-serialized array")
+    return decode_weights({name: array.data for name, array in record.items()}, specs)

@@ -1,12 +1,10 @@
-"""`DeclearnStrategy`: declearn-style federated optimization as a Flower Strategy."""
+"""`DeclearnStrategy`: declearn-style federated optimization as a Flower Strategy (legacy API)."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Mapping
 from logging import INFO, WARNING
-from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 import numpy as np
 from flwr.common import (
@@ -14,7 +12,6 @@ from flwr.common import (
     EvaluateRes,
     FitIns,
     FitRes,
-    MetricsAggregationFn,
     Parameters,
     Scalar,
     log,
@@ -25,31 +22,33 @@ from flwr.server.client_manager import ClientManager
 from flwr.server.client_proxy import ClientProxy
 from flwr.server.strategy import Strategy
 
-from flwr_declearn.flower import aggregation, wire
-from flwr_declearn.flower._core import ClientUpdate, FederatedCore, build_core
-from flwr_declearn.flower.config import EvaluationConfig, TrainingConfig
-from flwr_declearn.model.api import Model, Vector
-from flwr_declearn.optimizer import Optimizer
+from flwr_declearn.flower import protocol, wire
+from flwr_declearn.flower._base import ServerEvaluateFn, StrategyBase, StrategyOptions
+from flwr_declearn.flower._core import ClientUpdate
+from flwr_declearn.flower._validation import SpecMismatchError, decode_weights
 
 __all__ = ["DeclearnStrategy", "ServerEvaluateFn"]
 
-ServerEvaluateFn = Callable[[int, dict[str, np.ndarray]], tuple[float, dict[str, Scalar]] | None]
-"""`(server_round, {name: global weight}) -> (loss, metrics) | None`."""
 
-
-class DeclearnStrategy(Strategy):
+class DeclearnStrategy(StrategyBase, Strategy):
     """Flower Strategy running declearn-style federated optimization (FedOpt family).
 
     Each round, every sampled client receives its own FitIns: the global
     weights, the client Optimizer config, the training config and the
     aux-vars the server Optimizer emits for that client. The clients'
-    results are validated (weights vs the global model's names, shapes and
-    dtypes; finite values; aux-var payloads); invalid ones are skipped and
-    logged. The weighted average of `w_global - w_client` (weights: example
-    counts) is the pseudo-gradient that the server Optimizer applies to the
-    trainable weights, after processing the clients' aux-vars as
+    results are checked at the boundary before any state changes (example
+    counts, weights vs the global model's names, shapes and dtypes, sizes
+    checked before decoding, finite and bounded values, aux-vars per module;
+    see `ClientLimits`); a bad client is skipped with one log line. The
+    valid results, in client-id order, are combined by the `aggregator`
+    (default: the example-weighted mean of `w_global - w_client`, summed in
+    float64) into the pseudo-gradient that the server Optimizer applies to
+    the trainable weights, after processing the clients' aux-vars as
     `{aux_name: {client_id: aux}}`. Non-trainable weights (e.g. batch-norm
-    statistics) are set to the clients' weighted average, never optimized.
+    statistics) are set to the clients' aggregate, never optimized. The
+    round runs as a transaction: on any failure (or a non-finite new state)
+    the weights and the server Optimizer state are restored and the round
+    is skipped.
 
     With the default server Optimizer, `Optimizer(lrate=1.0)`, the update is
     the weighted average of the clients' weights: FedAvg.
@@ -87,7 +86,7 @@ class DeclearnStrategy(Strategy):
     min_fit_clients, min_evaluate_clients:
         Minimum number of clients sampled for training / evaluation.
     min_available_clients:
-        Number of clients to wait for before sampling.
+        Number of clients to wait for before sampling (see `round_timeout`).
     evaluate_fn:
         Optional server-side evaluation `(round, {name: weight}) -> (loss, metrics)`.
     fit_metrics_aggregation_fn, evaluate_metrics_aggregation_fn:
@@ -98,52 +97,55 @@ class DeclearnStrategy(Strategy):
         Whether to aggregate rounds in which some clients failed.
     checkpoint_path:
         If set, the server state is saved there after every aggregated round.
+    keep_checkpoints:
+        Number of checkpoints kept: `checkpoint_path`, then `checkpoint_path.1`...
+    on_checkpoint_error:
+        "log" (default): a failed checkpoint write is logged and training goes
+        on; "raise": the error ends the run.
+    aggregator:
+        How client updates are combined: a name registered in
+        `flwr_declearn.flower.aggregators` ("mean", "median", "trimmed-mean",
+        "clipped-mean"), a `(name, config)` pair or an `Aggregator`.
+    limits:
+        Bounds on what clients send (`ClientLimits` or its fields as a dict).
+    on_round_error:
+        "skip" (default) or "fail": what a failed aggregation does (the state
+        is restored either way; "fail" then raises an `AggregationError`).
+    on_spec_mismatch:
+        "skip" (default) or "fail": what a client whose weights do not match
+        the model does ("fail" raises a `SpecMismatchError` naming the client
+        and the differing names / shapes).
+    round_timeout:
+        Seconds to wait for `min_available_clients` before sampling (then the
+        round goes on with the connected clients); None waits for good (as
+        Flower does). The legacy Server's own reply timeout is
+        `ServerConfig(round_timeout=...)` (`make_server_app` passes it).
+    dp:
+        Client-level differential privacy (`server_dp.ServerDP` or its fields
+        as a dict: clip_norm, noise_multiplier, delta, seed): clipped updates,
+        equal weights, Gaussian noise; the (epsilon, delta) spent is logged and
+        returned in the fit metrics ("dp-epsilon", "dp-delta") every round.
     """
 
     def __init__(
         self,
         *,
-        model: Model[Any] | None = None,
-        initial_weights: Vector | Mapping[str, Any] | None = None,
-        trainable: Collection[str] | None = None,
-        client_optimizer: Optimizer | Mapping[str, Any],
-        server_optimizer: Optimizer | Mapping[str, Any] | None = None,
-        train_config: TrainingConfig | Mapping[str, Any] | None = None,
-        eval_config: EvaluationConfig | Mapping[str, Any] | None = None,
         fraction_fit: float = 1.0,
         fraction_evaluate: float = 1.0,
         min_fit_clients: int = 2,
         min_evaluate_clients: int = 2,
         min_available_clients: int = 2,
-        evaluate_fn: ServerEvaluateFn | None = None,
-        fit_metrics_aggregation_fn: MetricsAggregationFn | None = None,
-        evaluate_metrics_aggregation_fn: MetricsAggregationFn | None = None,
-        accept_failures: bool = True,
-        checkpoint_path: str | os.PathLike[str] | None = None,
+        **options: Unpack[StrategyOptions],
     ) -> None:
-        super().__init__()
-        self.core: FederatedCore = build_core(
-            model=model,
-            initial_weights=initial_weights,
-            trainable=trainable,
-            client_optimizer=client_optimizer,
-            server_optimizer=server_optimizer,
-            train_config=train_config,
-            eval_config=eval_config,
+        Strategy.__init__(self)
+        StrategyBase.__init__(
+            self, {"fraction_fit": fraction_fit, "fraction_evaluate": fraction_evaluate}, **options
         )
-        _check_fraction("fraction_fit", fraction_fit)
-        _check_fraction("fraction_evaluate", fraction_evaluate)
         self.fraction_fit = fraction_fit
         self.fraction_evaluate = fraction_evaluate
         self.min_fit_clients = min_fit_clients
         self.min_evaluate_clients = min_evaluate_clients
         self.min_available_clients = min_available_clients
-        self.evaluate_fn = evaluate_fn
-        self.fit_metrics_aggregation_fn = fit_metrics_aggregation_fn
-        self.evaluate_metrics_aggregation_fn = evaluate_metrics_aggregation_fn
-        self.accept_failures = accept_failures
-        self.checkpoint_path = None if checkpoint_path is None else Path(checkpoint_path)
-        self._round_offset = 0
         self._parameters: Parameters | None = None
 
     def __repr__(self) -> str:
@@ -155,38 +157,14 @@ class DeclearnStrategy(Strategy):
 
     # -- global state ----------------------------------------------------------------------------
 
-    @property
-    def global_weights(self) -> dict[str, np.ndarray]:
-        """Current global weights, by name (do not modify in place)."""
-        return self.core.get_weights()
-
     def global_parameters(self) -> Parameters:
         """Current global weights as Flower Parameters (sorted-name order)."""
         if self._parameters is None:
             self._parameters = ndarrays_to_parameters(self.core.get_ndarrays())
         return self._parameters
 
-    def save_checkpoint(self, path: str | os.PathLike[str] | None = None) -> Path:
-        """Save the server state (weights, server Optimizer state, round) to an npz file.
-
-        Parameters
-        ----------
-        path:
-            Destination; defaults to `checkpoint_path`.
-        """
-        target = path if path is not None else self.checkpoint_path
-        if target is None:
-            raise ValueError("No checkpoint path: pass `path` or set `checkpoint_path`.")
-        return self.core.save_checkpoint(target)
-
-    def load_checkpoint(self, path: str | os.PathLike[str]) -> None:
-        """Resume from a checkpoint: the next Flower round continues its round count."""
-        self.core.load_checkpoint(path)
-        self._round_offset = self.core.server_round
+    def _forget_cached_weights(self) -> None:
         self._parameters = None
-
-    def _round(self, server_round: int) -> int:
-        return self._round_offset + server_round
 
     def _adopt(self, parameters: Parameters) -> None:
         """Make `parameters` the global weights if they are not the ones we produced."""
@@ -194,6 +172,24 @@ class DeclearnStrategy(Strategy):
             return
         self.core.set_weights(parameters_to_ndarrays(parameters))
         self._parameters = parameters
+
+    def _sample(
+        self,
+        client_manager: ClientManager,
+        fraction: float,
+        minimum: int,
+        for_training: bool = True,
+    ) -> list[ClientProxy]:
+        size = self._sample_count(
+            client_manager.num_available,
+            fraction,
+            minimum,
+            self.min_available_clients,
+            for_training,
+        )
+        if size < 1:
+            return []
+        return client_manager.sample(num_clients=size, min_num_clients=size)
 
     # -- Strategy API ----------------------------------------------------------------------------
 
@@ -206,12 +202,7 @@ class DeclearnStrategy(Strategy):
     ) -> list[tuple[ClientProxy, FitIns]]:
         """Sample clients and give each its own FitIns (config dict and aux-vars)."""
         self._adopt(parameters)
-        n_clients = max(
-            int(client_manager.num_available() * self.fraction_fit), self.min_fit_clients
-        )
-        clients = client_manager.sample(
-            num_clients=n_clients, min_num_clients=self.min_available_clients
-        )
+        clients = self._sample(client_manager, self.fraction_fit, self.min_fit_clients)
         if not clients:
             return []
         configs = self.core.fit_configs(self._round(server_round), [c.cid for c in clients])
@@ -232,42 +223,20 @@ class DeclearnStrategy(Strategy):
         if failures and not self.accept_failures:
             log(WARNING, "flwr_declearn: round %s: failures occurred; not aggregating.", rnd)
             return None, {}
-        updates: list[ClientUpdate] = []
-        for proxy, res in results:
-            try:
-                arrays = parameters_to_ndarrays(res.parameters)
-            except Exception as exc:  # any undecodable payload skips the client
-                log(
-                    WARNING,
-                    "flwr_declearn: round %s: skipping client %s: undecodable weights: %s",
-                    rnd,
-                    proxy.cid,
-                    exc,
-                )
-                continue
-            updates.append(
-                ClientUpdate(
-                    client_id=proxy.cid,
-                    weights=arrays,
-                    num_examples=res.num_examples,
-                    aux_var=res.metrics.get(wire.KEY_AUX_VAR),
-                    metrics=_public_metrics(res.metrics),
-                )
+        updates = [
+            ClientUpdate(
+                client_id=str(proxy.cid),
+                weights=_decoder(res.parameters, self.core.specs),
+                num_examples=res.num_examples,
+                aux_var=res.metrics.get(protocol.KEY_AUX_VAR),
+                metrics=dict(res.metrics),
             )
-        accepted = set(self.core.aggregate(rnd, updates))
-        if not accepted:
-            return None, {}
-        self._parameters = ndarrays_to_parameters(self.core.get_ndarrays())
-        if self.checkpoint_path is not None:
-            self.core.save_checkpoint(self.checkpoint_path)
-        fit_metrics = [
-            (upd.num_examples, upd.metrics) for upd in updates if upd.client_id in accepted
+            for proxy, res in results
         ]
-        if self.fit_metrics_aggregation_fn is not None:
-            metrics = self.fit_metrics_aggregation_fn(fit_metrics)
-        else:
-            metrics = dict(aggregation.weighted_metrics(fit_metrics))
-        return self._parameters, metrics
+        metrics = self._aggregate_fit(rnd, updates)
+        if metrics is None:
+            return None, {}
+        return self.global_parameters(), metrics
 
     def configure_evaluate(
         self, server_round: int, parameters: Parameters, client_manager: ClientManager
@@ -276,12 +245,8 @@ class DeclearnStrategy(Strategy):
         if self.fraction_evaluate == 0.0:
             return []
         self._adopt(parameters)
-        n_clients = max(
-            int(client_manager.num_available() * self.fraction_evaluate),
-            self.min_evaluate_clients,
-        )
-        clients = client_manager.sample(
-            num_clients=n_clients, min_num_clients=self.min_available_clients
+        clients = self._sample(
+            client_manager, self.fraction_evaluate, self.min_evaluate_clients, for_training=False
         )
         rnd = self._round(server_round)
         return [
@@ -295,18 +260,17 @@ class DeclearnStrategy(Strategy):
         failures: list[tuple[ClientProxy, EvaluateRes] | BaseException],
     ) -> tuple[float | None, dict[str, Scalar]]:
         """Average the clients' losses and metrics, weighted by their example counts."""
-        _log_failures(self._round(server_round), failures)
-        results = [(proxy, res) for proxy, res in results if res.num_examples > 0]
-        if not results or (failures and not self.accept_failures):
+        rnd = self._round(server_round)
+        _log_failures(rnd, failures)
+        if failures and not self.accept_failures:
             return None, {}
-        total = sum(res.num_examples for _, res in results)
-        loss = sum(res.num_examples * res.loss for _, res in results) / total
-        eval_metrics = [(res.num_examples, _public_metrics(res.metrics)) for _, res in results]
-        if self.evaluate_metrics_aggregation_fn is not None:
-            metrics = self.evaluate_metrics_aggregation_fn(eval_metrics)
-        else:
-            metrics = dict(aggregation.weighted_metrics(eval_metrics))
-        return float(loss), metrics
+        return self._aggregate_evaluation(
+            rnd,
+            [
+                (proxy.cid, res.num_examples, res.loss, _public(res.metrics))
+                for proxy, res in results
+            ],
+        )
 
     def evaluate(
         self, server_round: int, parameters: Parameters
@@ -318,14 +282,24 @@ class DeclearnStrategy(Strategy):
         return self.evaluate_fn(self._round(server_round), self.core.get_weights())
 
 
-def _check_fraction(name: str, value: float) -> None:
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"'{name}' must lie in [0, 1], not {value!r}.")
+def _decoder(parameters: Parameters, specs: wire.WeightSpecs) -> Any:
+    """Return a callable decoding `parameters` (sorted-name order) after checking their sizes."""
+
+    def decode() -> dict[str, np.ndarray]:
+        tensors = parameters.tensors
+        if not isinstance(tensors, list | tuple):
+            raise ValueError(f"undecodable weights: tensors are a {type(tensors).__name__}")
+        if len(tensors) != len(specs):
+            raise SpecMismatchError(
+                f"Expected {len(specs)} weight arrays, received {len(tensors)}."
+            )
+        return decode_weights(dict(zip(sorted(specs), tensors, strict=True)), specs)
+
+    return decode
 
 
-def _public_metrics(metrics: Mapping[str, Scalar]) -> dict[str, Scalar]:
-    """Drop flwr_declearn's internal "declearn.*" entries from client metrics."""
-    return {key: val for key, val in metrics.items() if not key.startswith("declearn.")}
+def _public(metrics: Mapping[str, Scalar]) -> dict[str, Scalar]:
+    return {key: val for key, val in metrics.items() if not protocol.is_internal_key(key)}
 
 
 def _log_failures(server_round: int, failures: list[Any]) -> None:

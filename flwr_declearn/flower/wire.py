@@ -25,12 +25,15 @@ everything and raises a `ValueError` naming the offending value's path.
 Vectors are decoded into a Vector type chosen by the receiver (e.g. a torch
 client decodes into `TorchVector`; the server works on `NumpyVector`).
 
+(The `KEY_*` names are re-exported from `protocol`, where every key is defined.)
+
 Model weights travel as Flower NDArrays in a fixed order: sorted weight names
 (see `weight_names`, `vector_to_ndarrays` and `ndarrays_to_vector`).
 """
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -39,7 +42,15 @@ import numpy as np
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError, Message
 
-from flwr_declearn.model.api import Vector
+from flwr_declearn.flower.protocol import (
+    KEY_AUX_VAR,
+    KEY_CONFIG_ID,
+    KEY_EVAL_CONFIG,
+    KEY_OPTIMIZER,
+    KEY_ROUND,
+    KEY_TRAIN_CONFIG,
+)
+from flwr_declearn.model.api import Vector, VectorSpecError
 from flwr_declearn.model.numpy import NumpyVector
 
 __all__ = [
@@ -56,6 +67,7 @@ __all__ = [
     "WeightSpecs",
     "check_ndarrays",
     "decode",
+    "decode_npy",
     "encode",
     "ndarrays_to_vector",
     "vector_specs",
@@ -83,21 +95,6 @@ MAX_NDIM = 32
 """Maximum number of dimensions of an array."""
 MAX_PAYLOAD_BYTES = 2**31 - 1
 """Largest payload `decode` accepts (protobuf's own message size limit)."""
-
-# Keys of flwr_declearn entries in Flower fit/evaluate configs, metrics and records.
-KEY_OPTIMIZER = "declearn.optimizer"
-"""Server -> client: wire-encoded client Optimizer config."""
-KEY_TRAIN_CONFIG = "declearn.train"
-"""Server -> client: wire-encoded training config (batch size, epochs or steps...)."""
-KEY_CONFIG_ID = "declearn.config_id"
-"""Server -> client: id (bytes) of the Optimizer and training configs; the configs
-themselves are only sent to clients not known to hold them."""
-KEY_EVAL_CONFIG = "declearn.evaluate"
-"""Server -> client: wire-encoded evaluation config."""
-KEY_AUX_VAR = "declearn.aux_var"
-"""Both ways: wire-encoded auxiliary variables `{aux_name: dict}`."""
-KEY_ROUND = "declearn.round"
-"""Server -> client: index of the training round (int)."""
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
@@ -464,3 +461,55 @@ def ndarrays_to_vector(
     """
     check_ndarrays(arrays, specs)
     return vector_type.unpack(dict(zip(sorted(specs), arrays, strict=True)))
+
+
+def decode_npy(data: bytes, shape: Sequence[int], dtype: str, name: str = "array") -> np.ndarray:
+    """Decode one array serialized by `numpy.save` (Flower's array format), checked against a spec.
+
+    The `.npy` header is parsed and compared with the expected shape and
+    dtype, and the payload size with what they need, BEFORE any memory is
+    allocated; the array is then a read-only view of `data` (no copy).
+
+    Parameters
+    ----------
+    data:
+        The `.npy` bytes (a Flower `Parameters` tensor, or `Array.data`).
+    shape, dtype:
+        The expected shape and numpy dtype name.
+    name:
+        Name of the array, for error messages.
+
+    Raises
+    ------
+    VectorSpecError
+        If the header declares another shape or dtype.
+    ValueError
+        If the header is invalid, or the payload size does not match it.
+    """
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise ValueError(f"'{name}': array payload must be bytes, not {type(data).__qualname__}.")
+    stream = io.BytesIO(data)
+    try:
+        version = np.lib.format.read_magic(stream)
+        if version == (1, 0):
+            header = np.lib.format.read_array_header_1_0(stream)
+        elif version == (2, 0):
+            header = np.lib.format.read_array_header_2_0(stream)
+        else:
+            raise ValueError(f"unsupported .npy version {version}")
+    except (ValueError, SyntaxError, TypeError, OverflowError) as exc:
+        raise ValueError(f"'{name}': invalid .npy array header: {exc}") from exc
+    got_shape, fortran, got_dtype = header
+    if got_dtype.name != dtype or tuple(got_shape) != tuple(shape) or got_dtype.hasobject:
+        raise VectorSpecError(
+            f"'{name}': expected {dtype}{list(shape)}, received {got_dtype.name}{list(got_shape)}"
+        )
+    offset = stream.tell()
+    expected = math.prod(got_shape) * got_dtype.itemsize
+    if len(data) - offset != expected:
+        raise ValueError(
+            f"'{name}': {dtype}{list(shape)} needs {expected} bytes, "
+            f"but {len(data) - offset} were received"
+        )
+    array = np.frombuffer(data, dtype=got_dtype, offset=offset, count=math.prod(got_shape))
+    return array.reshape(got_shape, order="F" if fortran else "C")

@@ -1,6 +1,7 @@
 """Framework-agnostic optimizers built from plug-ins, declearn-compatible.
 
 * `Optimizer`: gradient descent made of regularizers, modules and rate schedulers.
+* `SupportsUpdates`: what an Optimizer needs of a model (weights in, updates out).
 * `modules`: gradient transformations (Adam, momentum, clipping, noise, SCAFFOLD...).
 * `regularizers`: loss-regularization terms (FedProx, Lasso, Ridge).
 * `schedulers`: learning / weight-decay rate schedules.
@@ -17,7 +18,7 @@ from flwr_declearn.optimizer._aux import (
     merge_client_aux_var,
     split_server_aux_var,
 )
-from flwr_declearn.optimizer._optimizer import Optimizer
+from flwr_declearn.optimizer._optimizer import Optimizer, SupportsUpdates
 from flwr_declearn.optimizer.modules import OptiModule
 from flwr_declearn.optimizer.regularizers import Regularizer
 from flwr_declearn.optimizer.schedulers import Scheduler
@@ -29,6 +30,7 @@ __all__ = [
     "PerClientAuxVar",
     "Regularizer",
     "Scheduler",
+    "SupportsUpdates",
     "list_optim_modules",
     "list_optim_regularizers",
     "list_rate_schedulers",

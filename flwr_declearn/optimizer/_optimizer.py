@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Mapping, Sequence
-from typing import Any, Self
+from typing import Any, Protocol, Self, TypeVar, runtime_checkable
 
 from flwr_declearn.data import Batch
 from flwr_declearn.model.api import Model, Vector
@@ -16,7 +16,30 @@ from flwr_declearn.optimizer.regularizers import Regularizer
 from flwr_declearn.optimizer.schedulers import ConstantScheduler, Scheduler
 from flwr_declearn.utils import build_from_spec
 
-__all__ = ["Optimizer"]
+__all__ = ["Optimizer", "SupportsUpdates"]
+
+
+VectorT = TypeVar("VectorT", bound=Vector)
+
+
+@runtime_checkable
+class SupportsUpdates(Protocol[VectorT]):
+    """What an Optimizer needs of a model to turn gradients into updates.
+
+    Every `Model` satisfies it; so does any holder of weights (e.g. a
+    server's global weights) that can return them and add updates to them.
+    Generic in the Vector type (`SupportsUpdates[TorchVector]`...); bare
+    `SupportsUpdates` accepts any.
+    """
+
+    def get_weights(self, trainable: bool = False) -> VectorT:
+        """Return the weights, restricted to the trainable ones if `trainable`."""
+        ...
+
+    def apply_updates(self, updates: VectorT, scale: float = 1.0) -> None:
+        """Add `scale * updates` to the trainable weights, in place."""
+        ...
+
 
 _CONFIG_KEYS = ("lrate", "w_decay", "regularizers", "modules")
 
@@ -113,7 +136,7 @@ class Optimizer:
     # -- training --------------------------------------------------------------------------------
 
     def _direction(
-        self, model: Model, gradients: Vector
+        self, model: SupportsUpdates[Any], gradients: Vector
     ) -> tuple[Vector, float, float, Vector | None]:
         """Run regularizers and modules; return `(direction, lrate, w_decay, weights)`.
 
@@ -131,7 +154,9 @@ class Optimizer:
             gradients = module.run(gradients)
         return gradients, lrate, wrate, weights
 
-    def compute_updates_from_gradients(self, model: Model, gradients: Vector) -> Vector:
+    def compute_updates_from_gradients(
+        self, model: SupportsUpdates[Any], gradients: Vector
+    ) -> Vector:
         """Return the updates to add to `model`'s trainable weights, given its gradients.
 
         Advances the rate schedulers by one step.
@@ -146,7 +171,7 @@ class Optimizer:
             updates = axpy(-wrate, weights, updates)  # type: ignore[arg-type]
         return updates
 
-    def apply_gradients(self, model: Model, gradients: Vector) -> None:
+    def apply_gradients(self, model: SupportsUpdates[Any], gradients: Vector) -> None:
         """Compute updates from `gradients` and apply them to `model`.
 
         Without weight decay, the learning rate is applied by the model in

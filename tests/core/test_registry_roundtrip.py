@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+import flwr_declearn.flower.aggregators
 import flwr_declearn.metrics
 import flwr_declearn.optimizer  # noqa: F401  (registers the optimizer plug-ins)
 from flwr_declearn.utils import access_registration_info, access_types_mapping, build_from_spec
@@ -33,8 +34,9 @@ EXAMPLE_CONFIGS: dict[tuple[str, str], dict[str, Any]] = {
         "warmup": 5,
     },
     ("Scheduler", "warmup-rounds"): {"base": 0.1, "warmup": 3},
+    ("Aggregator", "clipped-mean"): {"max_norm": 1.0},
 }
-SPEC_GROUPS = ("OptiModule", "Regularizer", "Scheduler", "Metric")
+SPEC_GROUPS = ("OptiModule", "Regularizer", "Scheduler", "Metric", "Aggregator")
 # Groups whose round trip is tested elsewhere: Vectors travel as named arrays
 # (tests/core/test_vector.py), Models by the contract suite (tests/model/).
 OTHER_GROUPS = {"Vector", "Model"}

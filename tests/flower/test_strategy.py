@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import hashlib
 import logging
 import re
 from typing import Any, ClassVar
@@ -23,7 +23,7 @@ from flwr.common import (
 from flwr.server import SimpleClientManager
 from flwr.server.strategy import FedAvg
 
-from flwr_declearn.flower import DeclearnClient, DeclearnStrategy, aggregation, wire
+from flwr_declearn.flower import DeclearnClient, DeclearnStrategy, aggregation, checkpoint, wire
 from flwr_declearn.model.api import Vector
 from flwr_declearn.model.numpy import NumpyVector
 from flwr_declearn.optimizer import Optimizer, OptiModule, PerClientAuxVar
@@ -259,7 +259,7 @@ def test_invalid_client_weights_are_skipped_and_logged(
         ("not bytes", 20, "aux-vars must be bytes"),
         (wire.encode([1, 2]), 20, "must be a dict of dicts"),
         (wire.encode({"unknown": {"x": 1}}), 20, "unknown aux_name"),
-        (echo_aux("not a float"), 20, "'value' must be a float"),
+        (echo_aux("not a float"), 20, "'echo.value' must be a Vector or a number"),
         (echo_aux(1.0), 0, "num_examples must be a positive int"),
     ],
 )
@@ -295,7 +295,7 @@ def test_undecodable_weights_skip_the_client(caplog: pytest.LogCaptureFixture) -
     with caplog.at_level(logging.WARNING, logger="flwr"):
         params, metrics = strategy.aggregate_fit(1, [(proxy_list[0], junk)], [])
     assert params is None and metrics == {}
-    assert "skipping client 1: undecodable weights" in caplog.text
+    assert "skipping the update of client 1: undecodable weights" in caplog.text
 
 
 def test_failures_block_aggregation_unless_accepted() -> None:
@@ -451,30 +451,38 @@ def test_checkpoint_resume_continues_exactly_where_training_stopped(tmp_path: An
         np.testing.assert_allclose(second.global_weights[name], value, rtol=0, atol=1e-12)
 
 
-def test_checkpoints_are_plain_npz_and_json_without_pickle(tmp_path: Any) -> None:
+def test_checkpoints_are_hashed_wire_payloads_without_pickle(tmp_path: Any) -> None:
     strategy = adam_strategy()
-    path = strategy.save_checkpoint(tmp_path / "c.npz")
-    with np.load(path, allow_pickle=False) as data:
-        assert sorted(data.files) == ["__meta__", "weights/bias", "weights/kernel"]
-        meta = json.loads(data["__meta__"].tobytes())
-    assert meta["format"] == "flwr_declearn.server_checkpoint" and meta["server_round"] == 0
-    assert meta["server_optimizer"]["config"]["modules"][1][0] == "adam"
+    path = strategy.save_checkpoint(tmp_path / "c.ckpt")
+    data = path.read_bytes()
+    assert data.startswith(checkpoint.MAGIC)
+    payload = data[len(checkpoint.MAGIC) + 32 :]
+    assert (
+        hashlib.sha256(payload).digest() == data[len(checkpoint.MAGIC) : len(checkpoint.MAGIC) + 32]
+    )
+    content = wire.decode(payload)  # the wire codec: no pickle anywhere
+    assert content["format"] == "flwr_declearn.server_checkpoint" and content["server_round"] == 0
+    assert content["server_optimizer"]["config"]["modules"][1][0] == "adam"
+    assert sorted(content["weights"].coefs) == ["bias", "kernel"]
 
 
 def test_incompatible_checkpoints_are_rejected_clearly(tmp_path: Any) -> None:
     path = adam_strategy().save_checkpoint(tmp_path / "c.npz")
     other = make_strategy(model=LinearModel(3, with_stats=True))
     with pytest.raises(
-        ValueError, match=r"Weight names do not match the model: missing \['input_mean'\]"
+        checkpoint.CheckpointError,
+        match=r"weights do not match the model: .*missing from the other vector: \['input_mean'\]",
     ):
         other.load_checkpoint(path)
     junk = tmp_path / "junk.npz"
     junk.write_bytes(b"not a zip file")
-    with pytest.raises(ValueError, match="Cannot read checkpoint"):
+    with pytest.raises(checkpoint.CheckpointError, match="not a flwr_declearn checkpoint"):
         adam_strategy().load_checkpoint(junk)
     np.savez(tmp_path / "plain.npz", w=np.zeros(2))
-    with pytest.raises(ValueError, match="not a flwr_declearn checkpoint"):
+    with pytest.raises(checkpoint.CheckpointError, match="not a flwr_declearn checkpoint"):
         adam_strategy().load_checkpoint(tmp_path / "plain.npz")
+    with pytest.raises(checkpoint.CheckpointError, match="Cannot read checkpoint"):
+        adam_strategy().load_checkpoint(tmp_path / "missing.ckpt")
     with pytest.raises(ValueError, match="No checkpoint path"):
         adam_strategy().save_checkpoint()
 
@@ -497,7 +505,7 @@ def test_constructor_validates_its_arguments() -> None:
         client_optimizer={"lrate": 0.1},
     )
     assert strategy.core.trainable_names == ["w"]
-    assert isinstance(strategy.core.model.get_weights(), NumpyVector)
+    assert isinstance(strategy.core.weights.get_weights(), NumpyVector)
 
 
 # -- config delivery ------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ that sample-wise gradients are deterministic).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 from collections.abc import Callable
 from typing import Any
@@ -68,7 +69,13 @@ class ModelCase:
 
 
 def build_torch(
-    dtype: str, frozen: bool, n_features: int, n_hidden: int, n_classes: int, seed: int
+    dtype: str,
+    frozen: bool,
+    n_features: int,
+    n_hidden: int,
+    n_classes: int,
+    seed: int,
+    canonical: bool = False,
 ) -> Model:
     import torch
 
@@ -82,7 +89,7 @@ def build_torch(
     ).to(getattr(torch, dtype))
     if frozen:
         net[0].requires_grad_(False)
-    return TorchModel(net, torch.nn.CrossEntropyLoss())
+    return TorchModel(net, torch.nn.CrossEntropyLoss(), canonical_names=canonical)
 
 
 def torch_case() -> ModelCase:
@@ -91,6 +98,19 @@ def torch_case() -> ModelCase:
     return ModelCase(
         "TorchModel",
         build_torch,
+        TorchVector,
+        pickled_config=True,
+        package="flwr_declearn.model.torch",
+    )
+
+
+def torch_canonical_case() -> ModelCase:
+    """TorchModel exchanging canonical names and (in, out) kernels: views of transposed weights."""
+    from flwr_declearn.model.torch import TorchVector
+
+    return ModelCase(
+        "TorchModel",
+        functools.partial(build_torch, canonical=True),
         TorchVector,
         pickled_config=True,
         package="flwr_declearn.model.torch",
@@ -158,6 +178,53 @@ def haiku_case() -> ModelCase:
     return ModelCase(
         "HaikuModel",
         build_haiku,
+        JaxNumpyVector,
+        pickled_config=True,
+        package="flwr_declearn.model.haiku",
+    )
+
+
+# -- plain jax ---------------------------------------------------------------------------------
+
+
+def jax_mlp(params: Any, inputs: Any) -> Any:
+    """Tanh MLP over a plain params pytree; module-level so that configs can pickle it."""
+    import jax
+
+    hidden = jax.nn.tanh(inputs @ params["hidden"]["w"] + params["hidden"]["b"])
+    return hidden @ params["output"]["w"] + params["output"]["b"]
+
+
+def jax_mlp_params(n_features: int, n_hidden: int, n_classes: int, dtype: str, seed: int) -> Any:
+    """Glorot-uniform kernels and zero biases, as numpy arrays."""
+    rng = np.random.default_rng(seed)
+
+    def dense(n_in: int, n_out: int) -> dict[str, np.ndarray]:
+        bound = np.sqrt(6.0 / (n_in + n_out))
+        kernel = rng.uniform(-bound, bound, size=(n_in, n_out)).astype(dtype)
+        return {"w": kernel, "b": np.zeros(n_out, dtype=dtype)}
+
+    return {"hidden": dense(n_features, n_hidden), "output": dense(n_hidden, n_classes)}
+
+
+def build_jax(
+    dtype: str, frozen: bool, n_features: int, n_hidden: int, n_classes: int, seed: int
+) -> Model:
+    from flwr_declearn.model.jax import JaxModel
+
+    params = jax_mlp_params(n_features, n_hidden, n_classes, dtype, seed)
+    model = JaxModel(jax_mlp, params, haiku_xent, seed=seed)
+    if frozen:
+        model.set_trainable_weights(lambda name, value: not name.startswith("hidden/"))
+    return model
+
+
+def jax_case() -> ModelCase:
+    from flwr_declearn.model.jax import JaxNumpyVector
+
+    return ModelCase(
+        "JaxModel",
+        build_jax,
         JaxNumpyVector,
         pickled_config=True,
         package="flwr_declearn.model.haiku",

@@ -10,12 +10,21 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from .cases import ModelCase, haiku_case, tensorflow_case, torch_case
+from .cases import (
+    ModelCase,
+    haiku_case,
+    jax_case,
+    tensorflow_case,
+    torch_canonical_case,
+    torch_case,
+)
 
 CASES: dict[str, tuple[tuple[str, ...], Callable[[], ModelCase]]] = {
     "torch": (("torch",), torch_case),
     "haiku": (("jax", "haiku", "optax"), haiku_case),
     "tensorflow": (("tensorflow", "keras"), tensorflow_case),
+    "jax": (("jax", "optax"), jax_case),
+    "torch-canonical": (("torch",), torch_canonical_case),
 }
 
 
@@ -30,7 +39,7 @@ def case(request: pytest.FixtureRequest) -> Iterator[ModelCase]:
     for module in modules:
         if importlib.util.find_spec(module) is None:
             pytest.skip(f"'{module}' is not installed")
-    if request.param != "torch":
+    if not request.param.startswith("torch"):
         yield factory()
         return
     import torch

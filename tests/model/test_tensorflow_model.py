@@ -178,3 +178,40 @@ def test_weights_are_placed_on_the_policy_device() -> None:
     model = TensorflowModel(sequential(), xent())
     for var in model.get_wrapped_model().weights:
         assert tf.DeviceSpec.from_string(var.value.device).device_type == "CPU"
+
+
+def test_evaluating_every_round_does_not_retrace(caplog: pytest.LogCaptureFixture) -> None:
+    """Predictions over varying batch sizes reuse one graph: no retracing warnings."""
+    model = TensorflowModel(sequential(), xent())
+    tf.get_logger().propagate = True
+    with caplog.at_level("WARNING"):
+        for _ in range(3):  # rounds
+            for n_samples in (7, 5, 9, 3, 11, 2):
+                x, y = make_data(n_samples=n_samples)
+                model.compute_batch_predictions((x, y, None))
+    assert "retracing" not in caplog.text
+    assert len([key for key in model._fns if key[0] == "predict"]) == 1
+
+
+def test_metrics_are_compiled_and_evaluated() -> None:
+    model = TensorflowModel(sequential(), xent(), metrics=["sparse_categorical_accuracy"])
+    x, y = make_data()
+    scores = model.evaluate([(x, y, None)])
+    assert set(scores) >= {"loss", "sparse_categorical_accuracy"}
+    _, y_pred, _ = model.compute_batch_predictions((x, y, None))
+    assert scores["sparse_categorical_accuracy"] == pytest.approx(np.mean(y_pred.argmax(1) == y))
+    config = json.loads(json.dumps(model.get_config()))
+    rebuilt = TensorflowModel.from_config(config)
+    rebuilt.set_weights(model.get_weights())
+    assert rebuilt.evaluate([(x, y, None)]) == pytest.approx(scores)
+
+
+def test_an_unbuilt_model_builds_from_a_sample_batch_and_says_how() -> None:
+    model = TensorflowModel(sequential(built=False), xent())
+    expected = r"initialize\(\{'features_shape'.*initialize_from_batch"
+    with pytest.raises(RuntimeError, match=expected):
+        model.get_weights()
+    x, y = make_data()
+    model.initialize_from_batch((x, y, None))
+    assert model.required_data_info == set()
+    assert model.compute_batch_predictions((x, y, None))[1].shape == (12, 3)

@@ -350,3 +350,29 @@ def test_any_optimizer_config_round_trips_through_json(
     assert Optimizer.from_config(dumped).get_config() == optim.get_config()
     for (name, cfg), (dname, dcfg) in zip(modules, dumped["modules"], strict=True):
         assert name == dname and dcfg == {**dcfg, **cfg}
+
+
+class _WeightsHolder:
+    """Not a Model: only the two methods of `SupportsUpdates` (as a server's global weights)."""
+
+    def __init__(self, weights: NumpyVector) -> None:
+        self.weights = weights
+
+    def get_weights(self, trainable: bool = False) -> NumpyVector:
+        return self.weights
+
+    def apply_updates(self, updates: NumpyVector, scale: float = 1.0) -> None:
+        self.weights = self.weights + updates * scale
+
+
+def test_optimizer_drives_any_supports_updates_holder_not_only_models() -> None:
+    from flwr_declearn.optimizer import SupportsUpdates
+
+    start = NumpyVector({"w": np.array([1.0, -2.0])})
+    holder = _WeightsHolder(start)
+    assert isinstance(holder, SupportsUpdates)
+    optim = Optimizer(lrate=0.5, w_decay=0.1, regularizers=["ridge"], modules=["momentum"])
+    grads = NumpyVector({"w": np.array([0.2, 0.4])})
+    expected = start + optim.compute_updates_from_gradients(holder, grads)
+    Optimizer.from_config(optim.get_config()).apply_gradients(holder, grads)
+    assert_close(holder.weights, expected, rtol=0.0)

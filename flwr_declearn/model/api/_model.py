@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+import importlib
 from abc import ABCMeta, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
 import numpy as np
 
 from flwr_declearn.data import Batch
-from flwr_declearn.model.api._vector import Vector
-from flwr_declearn.utils import DevicePolicy, create_types_registry
+from flwr_declearn.model.api._vector import Vector, VectorSpecError
+from flwr_declearn.utils import DevicePolicy, access_registered, create_types_registry
 
 __all__ = ["Model"]
 
 VectorT = TypeVar("VectorT", bound=Vector)
+
+# Registered name -> module defining (and registering) it, imported by `Model.from_config`.
+_MODEL_MODULES = {
+    "TorchModel": "flwr_declearn.model.torch",
+    "TensorflowModel": "flwr_declearn.model.tensorflow",
+    "HaikuModel": "flwr_declearn.model.haiku._model",
+    "JaxModel": "flwr_declearn.model.jax._model",
+}
 
 
 @create_types_registry(name="Model")
@@ -27,9 +36,13 @@ class Model(Generic[VectorT], metaclass=ABCMeta):
     on `update_device_policy`.
     """
 
+    _vector_type: ClassVar[type[Vector] | None] = None
+    """The Vector type of weights, gradients and updates (checked by `_check_updates`)."""
+
     def __init__(self, model: Any) -> None:
         self._model = model
-        self._loss_history: list[float] = []
+        self._loss_history: list[Any] = []
+        """Batch losses (floats or framework scalars) since `collect_training_losses`."""
 
     def get_wrapped_model(self) -> Any:
         """Return the wrapped framework-specific model (for users, not internals)."""
@@ -55,14 +68,67 @@ class Model(Generic[VectorT], metaclass=ABCMeta):
             If a field of `required_data_info` is missing.
         """
 
+    def initialize_from_batch(self, batch: Batch) -> None:
+        """Initialize the model from a sample batch `(inputs, y_true, s_wght)`.
+
+        This default reads `features_shape` and `data_type` off the (single)
+        inputs array; frameworks that can, run the model on the inputs instead.
+        """
+        if not self.required_data_info:
+            return
+        inputs = batch[0] if isinstance(batch, tuple | list) else batch
+        array = np.asarray(inputs)
+        self.initialize({"features_shape": list(array.shape[1:]), "data_type": array.dtype.name})
+
+    def _uninitialized_message(self) -> str:
+        """The error message of a method that needs an initialized model: which call to make."""
+        fields = sorted(self.required_data_info)
+        example = {
+            "features_shape": [32],
+            "data_type": "float32",
+        }
+        info = ", ".join(f"{f!r}: {example.get(f, '...')!r}" for f in fields)
+        return (
+            f"{type(self).__name__} must be initialized first: call "
+            f"`model.initialize({{{info}}})` with your data's specs (fields {fields}), or "
+            "`model.initialize_from_batch((x_sample, y_sample, None))` with a sample batch."
+        )
+
     @abstractmethod
     def get_config(self) -> dict[str, Any]:
-        """Return a JSON-serializable dict from which `from_config` rebuilds the model."""
+        """Return a JSON-serializable dict from which `from_config` rebuilds the model.
+
+        It holds the registered name of the Model class as "typekey", so that
+        `Model.from_config` finds that class (as in declearn).
+        """
 
     @classmethod
     @abstractmethod
-    def from_config(cls, config: dict[str, Any]) -> Self:
-        """Instantiate a model from its configuration dict."""
+    def from_config(cls, config: dict[str, Any], **kwargs: Any) -> Self:
+        """Instantiate a model from its configuration dict.
+
+        Called on `Model` itself, dispatch to the registered subclass named by
+        the config's "typekey" (passing `kwargs` on, e.g. `allow_pickle`).
+
+        Raises
+        ------
+        ValueError
+            If the config has no "typekey" (on `Model` itself).
+        KeyError
+            If the "typekey" names no registered Model class.
+        """
+        if "typekey" not in config:
+            raise ValueError(
+                f"{cls.__name__}.from_config needs the 'typekey' field that get_config writes "
+                "(the registered name of the Model class)."
+            )
+        module = _MODEL_MODULES.get(config["typekey"])
+        if module is not None:
+            importlib.import_module(module)  # registers the class
+        subclass = access_registered(config["typekey"], "Model")
+        if subclass is cls or not issubclass(subclass, cls):
+            raise TypeError(f"'{config['typekey']}' is not a subclass of {cls.__name__}.")
+        return subclass.from_config(config, **kwargs)  # type: ignore[no-any-return]
 
     @abstractmethod
     def get_weights(self, trainable: bool = False) -> VectorT:
@@ -135,7 +201,52 @@ class Model(Generic[VectorT], metaclass=ABCMeta):
     def collect_training_losses(self) -> list[float]:
         """Return the batch losses recorded since the last call, and forget them."""
         losses, self._loss_history = self._loss_history, []
-        return losses
+        return [float(loss) for loss in losses]
+
+    def _check_updates(
+        self,
+        updates: Any,
+        names: Sequence[str],
+        shapes: Sequence[tuple[int, ...]],
+        shape_of: Callable[[Any], tuple[int, ...]],
+    ) -> list[Any]:
+        """Return the arrays of `updates` in `names` order, after checking them.
+
+        The `apply_updates` preamble shared by the framework models: cheap
+        checks first, a full report only when something differs.
+
+        Raises
+        ------
+        TypeError
+            If `updates` is not of this model's Vector type.
+        KeyError
+            If its names differ from `names`.
+        VectorSpecError
+            If some of its arrays' shapes differ from `shapes`.
+        """
+        vtype = self._vector_type
+        if vtype is not None and not isinstance(updates, vtype):
+            raise TypeError(
+                f"{type(self).__name__} expects updates as a {vtype.__name__}, "
+                f"not {type(updates).__name__}."
+            )
+        coefs = updates.coefs
+        if len(coefs) != len(names) or any(name not in coefs for name in names):
+            missing = sorted(set(names) - set(coefs))
+            extra = sorted(set(coefs) - set(names))
+            raise KeyError(
+                f"Names of updates do not match the model's trainable weights: "
+                f"missing {missing}, unexpected {extra}."
+            )
+        values = [coefs[name] for name in names]
+        if any(shape_of(v) != s for v, s in zip(values, shapes, strict=True)):
+            bad = [
+                f"'{name}': {list(shape_of(value))} instead of {list(shape)}"
+                for name, value, shape in zip(names, values, shapes, strict=True)
+                if shape_of(value) != shape
+            ]
+            raise VectorSpecError("Shapes of updates differ from the model's: " + "; ".join(bad))
+        return values
 
     @abstractmethod
     def compute_batch_predictions(

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import itertools
-import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Sequence
 from typing import Any, Self
 
 import keras
@@ -12,84 +10,21 @@ import numpy as np
 import tensorflow as tf
 
 from flwr_declearn.data import Batch, aggregate_data_info
-from flwr_declearn.model._model_utils import check_vector, raise_on_names_mismatch, split_batch
+from flwr_declearn.model._model_utils import check_vector, split_batch
 from flwr_declearn.model.api import Model
+from flwr_declearn.model.tensorflow._compiled import (
+    FusedGraphStep,
+    Trainable,
+    batch_specs,
+    flatten,
+    shape_of,
+)
+from flwr_declearn.model.tensorflow._loss import LossSpec, build_keras_loss, samplewise
+from flwr_declearn.model.tensorflow._naming import canonical_names, structural_names
 from flwr_declearn.model.tensorflow._vector import TensorflowVector, eager_tensor, select_device
 from flwr_declearn.utils import DevicePolicy, get_device_policy, register_type
 
 __all__ = ["TensorflowModel"]
-
-LossSpec = Any
-"""A Keras Loss instance, a Keras loss name, or a function `loss(y_true, y_pred)`."""
-
-
-def _snake_case(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
-
-
-def _weight_names(model: keras.Layer) -> list[str]:
-    """Name the model's weights after its structure, not after layer names.
-
-    Keras auto-generates layer names from a global counter ("dense_7"), so two
-    instances of one architecture get different variable paths. Like Keras'
-    own weights files, we name each layer after its class, numbered within its
-    parent (e.g. "dense/kernel", "dense_1/kernel", "functional/dense/bias").
-    """
-    names: dict[int, str] = {}
-
-    def walk(layer: Any, prefix: str) -> None:
-        used: dict[str, int] = {}
-        for sub in layer._flatten_layers(include_self=False, recursive=False):
-            base = _snake_case(type(sub).__name__)
-            count = used.get(base, 0)
-            used[base] = count + 1
-            walk(sub, f"{prefix}{base}{f'_{count}' if count else ''}/")
-        for var in [*layer._trainable_variables, *layer._non_trainable_variables]:
-            names.setdefault(id(var), f"{prefix}{var.name}")
-
-    try:
-        walk(model, "")
-    except AttributeError:  # pragma: no cover - keras internals changed: use paths
-        names = {}
-    out = [names.get(id(var), var.path) for var in model.weights]
-    if len(set(out)) != len(out):  # pragma: no cover - exotic layers sharing names
-        out = [f"{idx}:{name}" for idx, name in enumerate(out)]
-    return out
-
-
-class _SampleWiseLoss(keras.losses.Loss):
-    """Keras Loss running `fn(y_true, y_pred)` without reduction."""
-
-    def __init__(self, fn: Callable[[Any, Any], Any], name: str | None, dtype: Any) -> None:
-        super().__init__(name=name, reduction="none", dtype=dtype)
-        self.fn = fn
-
-    def call(self, y_true: Any, y_pred: Any) -> Any:
-        return self.fn(y_true, y_pred)
-
-
-def _build_loss(loss: LossSpec, dtype: str | None = None) -> tuple[Any, keras.losses.Loss]:
-    """Return `(spec, sample_wise_loss)`: what to serialize, and a Loss to compute with.
-
-    The Loss has `reduction="none"` and the dtype of `loss` (or `dtype` if
-    given); the user's object is left untouched.
-    """
-    if isinstance(loss, str):
-        loss = keras.losses.get(loss)
-    if isinstance(loss, keras.losses.Loss):
-        return loss, _SampleWiseLoss(loss.call, loss.name, dtype or loss.dtype)
-    if callable(loss):
-        return loss, _SampleWiseLoss(loss, getattr(loss, "__name__", None), dtype)
-    raise TypeError(f"'loss' must be a Keras Loss, a loss name or a function, not {loss!r}.")
-
-
-def _samplewise(s_loss: tf.Tensor) -> tf.Tensor:
-    """Average a loss tensor over all but its first (batch) axis."""
-    if s_loss.shape.rank == 0:
-        raise ValueError("The loss function returned a scalar: it must return sample-wise values.")
-    if s_loss.shape.rank == 1:
-        return s_loss
-    return tf.reduce_mean(tf.reshape(s_loss, [tf.shape(s_loss)[0], -1]), axis=1)
 
 
 def _same_device(current: str, target: str) -> bool:
@@ -116,11 +51,28 @@ class TensorflowModel(Model[TensorflowVector]):
         Keras model or layer (a layer is wrapped into a `keras.Sequential`).
     loss:
         Keras Loss instance, name or function `loss(y_true, y_pred)` (Keras'
-        argument order). It is used with `reduction="none"` (a copy is made);
+        argument order), made sample-wise by `build_keras_loss` as
+        `keras.Model.compile` would (ranks of labels and outputs aligned);
         axes beyond the batch one are averaged.
+    metrics:
+        Keras metrics (instances or names) compiled with the model, that
+        `evaluate` computes (as in declearn).
+    canonical_names:
+        Name weights canonically (`"dense_0/kernel"`...), so that torch, haiku
+        and JAX clients of one architecture exchange identical weights (see
+        `flwr_declearn.model._canonical`); structural Keras names otherwise.
+    **kwargs:
+        Other arguments to `keras.Model.compile` (kept in the config).
     """
 
-    def __init__(self, model: keras.Layer, loss: LossSpec) -> None:
+    def __init__(
+        self,
+        model: keras.Layer,
+        loss: LossSpec,
+        metrics: Sequence[Any] | None = None,
+        canonical_names: bool = False,
+        **kwargs: Any,
+    ) -> None:
         if keras.backend.backend() != "tensorflow":
             raise RuntimeError(
                 f"TensorflowModel needs Keras' tensorflow backend, not '{keras.backend.backend()}'."
@@ -131,16 +83,19 @@ class TensorflowModel(Model[TensorflowVector]):
             model = keras.Sequential([model])
         super().__init__(model)
         self._model: keras.Model = model
-        self._loss_spec, self._loss = _build_loss(loss)
-        self._losses: list[tf.Tensor] = []
+        self._loss_spec, self._loss = loss, build_keras_loss(loss, "none")
+        self._metrics = list(metrics) if metrics is not None else None
+        self._compile_kwargs = dict(kwargs)
+        self._canonical = bool(canonical_names)
         policy = get_device_policy()
         self._device = select_device(policy.gpu, policy.idx)
         self._vars: list[Any] = []
         self._names: list[str] = []
-        self._trainable_cache: tuple[tuple[bool, ...], _Trainable] | None = None
+        self._trainable_cache: tuple[tuple[bool, ...], Trainable] | None = None
         self._fns: dict[tuple, Any] = {}  # batch structure -> concrete gradients function
-        self._predict_fn: Any = None
         self._fdtype: tf.DType | None = None
+        if self._metrics is not None or self._compile_kwargs:
+            self._compile()
         if self._model.built:
             self._place_model()
 
@@ -156,6 +111,15 @@ class TensorflowModel(Model[TensorflowVector]):
     @property
     def required_data_info(self) -> set[str]:
         return set() if self._model.built else {"features_shape"}
+
+    def initialize_from_batch(self, batch: Batch) -> None:
+        """Build the model by running it on a sample batch's inputs (any input structure)."""
+        if self._model.built:
+            return
+        inputs, _, _ = split_batch(batch)
+        with tf.device(self._device):
+            self._model(self._unpack_batch((inputs, None, None))[0], training=False)
+        self._place_model()
 
     def initialize(self, data_info: dict[str, Any]) -> None:
         """Build the model from `features_shape`, unless it is built already.
@@ -190,33 +154,46 @@ class TensorflowModel(Model[TensorflowVector]):
                     var.assign(value)
             self._model = model
         self._vars = list(self._model.weights)
-        self._names = _weight_names(self._model)
+        self._names = structural_names(self._model)
+        if self._canonical:
+            self._names = canonical_names(self._model, self._names).canonical_names(self._names)
         self._trainable_cache = None
         self._fns = {}
-        self._predict_fn = None
         self._fdtype = None
 
     def _require_built(self) -> None:
         if not self._model.built:
-            raise RuntimeError("TensorflowModel must be initialized first (see `initialize`).")
+            raise RuntimeError(self._uninitialized_message())
 
     # -- config ----------------------------------------------------------------------------------
 
-    def get_config(self) -> dict[str, Any]:
-        """Return the model's and loss' Keras serialization (JSON, no pickle).
+    def get_config(self, allow_bin: bool = False) -> dict[str, Any]:
+        """Return the model's, loss' and metrics' Keras serialization (JSON, no pickle).
+
+        `allow_bin` (declearn's argument) changes nothing: the config holds no bytes.
 
         Custom layers must be registered with `keras.saving.register_keras_serializable`.
         Weights are not part of the config.
         """
-        return {
+        serialize = keras.saving.serialize_keras_object
+        config = {
+            "typekey": "TensorflowModel",
             "serialization": "keras",
-            "model": keras.saving.serialize_keras_object(self._model),
-            "loss": keras.saving.serialize_keras_object(self._loss_spec),
+            "model": serialize(self._model),
+            "loss": serialize(self._loss_spec),
             "loss_dtype": self._loss.dtype,
+            "canonical_names": self._canonical,
         }
+        if self._metrics is not None:
+            config["metrics"] = [serialize(metric) for metric in self._metrics]
+        if self._compile_kwargs:
+            config["kwargs"] = {k: serialize(v) for k, v in self._compile_kwargs.items()}
+        return config
 
     @classmethod
-    def from_config(cls, config: dict[str, Any], allow_pickle: bool = False) -> Self:
+    def from_config(
+        cls, config: dict[str, Any], allow_pickle: bool = False, allow_bin: bool = False
+    ) -> Self:
         """Rebuild a TensorflowModel from `get_config`'s output.
 
         Parameters
@@ -226,6 +203,8 @@ class TensorflowModel(Model[TensorflowVector]):
         allow_pickle:
             Whether to allow Keras' unsafe deserialization (e.g. `Lambda` layers,
             whose code is pickled). Keras' safe mode is used otherwise.
+        allow_bin:
+            declearn's argument; ignored (the config holds no bytes).
 
         Raises
         ------
@@ -242,9 +221,17 @@ class TensorflowModel(Model[TensorflowVector]):
             safe = not allow_pickle
             model = keras.saving.deserialize_keras_object(config["model"], safe_mode=safe)
             loss = keras.saving.deserialize_keras_object(config["loss"], safe_mode=safe)
-        out = cls(model, loss)
+            metrics = config.get("metrics")
+            if metrics is not None:
+                metrics = [keras.metrics.get(metric) for metric in metrics]
+            kwargs = {
+                key: keras.saving.deserialize_keras_object(value, safe_mode=safe)
+                for key, value in config.get("kwargs", {}).items()
+            }
+        canonical = bool(config.get("canonical_names", False))
+        out = cls(model, loss, metrics=metrics, canonical_names=canonical, **kwargs)
         if config.get("loss_dtype"):
-            out._loss_spec, out._loss = _build_loss(loss, config["loss_dtype"])
+            out._loss = build_keras_loss(loss, "none", config["loss_dtype"])
         return out
 
     # -- weights ---------------------------------------------------------------------------------
@@ -259,7 +246,7 @@ class TensorflowModel(Model[TensorflowVector]):
             return self._trainable_vars().named
         return list(zip(self._names, self._vars, strict=True))
 
-    def _trainable_vars(self) -> _Trainable:
+    def _trainable_vars(self) -> Trainable:
         """The trainable weights (re-indexed when a layer's `trainable` flag changes)."""
         self._require_built()
         flags = (self._model.trainable, *(var.trainable for var in self._vars))
@@ -267,7 +254,7 @@ class TensorflowModel(Model[TensorflowVector]):
         if cache is None or cache[0] != flags:
             pairs = zip(self._names, self._vars, strict=True)
             named = [(n, v) for n, v in pairs if v.trainable] if self._model.trainable else []
-            cache = self._trainable_cache = (flags, _Trainable(named))
+            cache = self._trainable_cache = (flags, Trainable(named))
         return cache[1]
 
     def get_weights(self, trainable: bool = False) -> TensorflowVector:
@@ -297,10 +284,11 @@ class TensorflowModel(Model[TensorflowVector]):
             if func is None:
                 func = self._fns[key] = self._build_step_fn(state.named, key, flat)
             grads, loss = func(*flat)
-        self._losses.append(loss)
+        self._loss_history.append(loss)
         return TensorflowVector(dict(zip(state.names, grads, strict=True)))
 
     fused_vector_type = TensorflowVector
+    _vector_type = TensorflowVector
 
     def run_fused_step(
         self,
@@ -319,13 +307,13 @@ class TensorflowModel(Model[TensorflowVector]):
             flat, key = self._flat_batch(batch, max_norm, state.names)
             key = ("fused", rule, *key)
             arg_flat = [
-                v.read_value() if isinstance(v, tf.Variable) else v for v in _flatten(args, [])
+                v.read_value() if isinstance(v, tf.Variable) else v for v in flatten(args, [])
             ]
             fused = self._fns.get(key)
             if fused is None:
-                fused = self._fns[key] = _FusedStep(self, state, key[2:], flat, rule, args)
+                fused = self._fns[key] = FusedGraphStep(self, state, key[2:], flat, rule, args)
             outputs, loss = fused(flat, arg_flat)
-        self._losses.append(loss)
+        self._loss_history.append(loss)
         return outputs
 
     def _flat_batch(
@@ -348,7 +336,7 @@ class TensorflowModel(Model[TensorflowVector]):
             n_inputs,
             y_true is not None,
             s_wght is not None,
-            tuple((t.dtype, _shape(t)[1:]) for t in flat),
+            tuple((t.dtype, shape_of(t)[1:]) for t in flat),
         )
         return flat, key
 
@@ -358,18 +346,7 @@ class TensorflowModel(Model[TensorflowVector]):
         `scale` lets an optimizer apply `-lrate * direction` in the same ops.
         """
         state = self._trainable_vars()
-        if not isinstance(updates, TensorflowVector):
-            raise TypeError(
-                "TensorflowModel expects updates as a TensorflowVector, "
-                f"not {type(updates).__name__}."
-            )
-        coefs = updates.coefs
-        if len(coefs) != len(state.names) or any(name not in coefs for name in state.names):
-            raise_on_names_mismatch(coefs, state.names, "updates")
-        values = [coefs[name] for name in state.names]
-        if any(_shape(val) != shape for val, shape in zip(values, state.shapes, strict=True)):
-            shapes = dict(zip(state.names, state.shapes, strict=True))
-            check_vector(updates, TensorflowVector, shapes, "updates", "TensorflowModel")
+        values = self._check_updates(updates, state.names, state.shapes, shape_of)
         alphas: dict[tf.DType, tf.Tensor] = {}
         with tf.device(self._device):
             for (_, var), raw, value in zip(state.named, state.raw, values, strict=True):
@@ -388,10 +365,6 @@ class TensorflowModel(Model[TensorflowVector]):
                 # var -= alpha * value, i.e. var += scale * value, in one op
                 tf.raw_ops.ResourceApplyGradientDescent(var=raw.handle, alpha=alpha, delta=value)
 
-    def collect_training_losses(self) -> list[float]:
-        losses, self._losses = self._losses, []
-        return [*self._loss_history, *(float(loss) for loss in losses)]
-
     def _build_step_fn(self, named: list[tuple[str, Any]], key: tuple, flat: list[Any]) -> Any:
         """Trace the gradients function for one batch structure, with a free batch size.
 
@@ -399,7 +372,7 @@ class TensorflowModel(Model[TensorflowVector]):
         matching, a large share of a small model's step.
         """
         body = self._batch_body(named, key)
-        return tf.function(body).get_concrete_function(*_batch_specs(key, flat))
+        return tf.function(body).get_concrete_function(*batch_specs(key, flat))
 
     def _batch_body(
         self, named: list[tuple[str, Any]], key: tuple
@@ -420,7 +393,7 @@ class TensorflowModel(Model[TensorflowVector]):
 
     def _forward_losses(self, inputs: Any, y_true: Any) -> tf.Tensor:
         y_pred = self._model(inputs, training=True)
-        return _samplewise(self._loss(y_true, y_pred))
+        return samplewise(self._loss(y_true, y_pred))
 
     def _grads(
         self, variables: list[Any], inputs: Any, y_true: Any, s_wght: Any
@@ -472,24 +445,66 @@ class TensorflowModel(Model[TensorflowVector]):
         inputs, y_true, s_wght = split_batch(batch)
         if y_true is None:
             raise TypeError("TensorflowModel.compute_batch_predictions needs a batch with y_true.")
-        if self._predict_fn is None:
-            model = self._model
-            self._predict_fn = tf.function(
-                lambda inputs: model(inputs, training=False), reduce_retracing=True
-            )
         with tf.device(self._device):
             inputs, _, _ = self._unpack_batch((inputs, None, None))
-            y_pred = self._predict_fn(inputs)
+            y_pred = self._predict(inputs)
         return (
             _to_numpy(y_true),
             y_pred.numpy(),
             None if s_wght is None else _to_numpy(s_wght),
         )
 
+    def evaluate(self, dataset: Any) -> dict[str, float]:
+        """Compute the loss and compiled `metrics` over a dataset with Keras' `evaluate`.
+
+        `dataset` is an iterable of `(inputs, y_true, s_wght)` batches (as
+        `InMemoryDataset.generate_batches` yields), a `tf.data.Dataset` or a
+        `keras.utils.PyDataset`.
+        """
+        self._require_built()
+        if not self._model.compiled:
+            self._compile()
+        if not isinstance(dataset, tf.data.Dataset | keras.utils.PyDataset):
+            batches = list(dataset)
+
+            def generate() -> Any:
+                for batch in batches:
+                    yield tuple(part for part in split_batch(batch) if part is not None)
+
+            dataset = generate()
+        with tf.device(self._device):
+            return self._model.evaluate(dataset, return_dict=True, verbose=0)  # type: ignore[no-any-return]
+
+    def _compile(self) -> None:
+        """Compile the Keras model with our loss and metrics (for `evaluate`)."""
+        kwargs = {"optimizer": "sgd", **self._compile_kwargs}
+        with tf.device(self._device):
+            loss = build_keras_loss(self._loss_spec, "sum_over_batch_size", self._loss.dtype)
+            self._model.compile(loss=loss, metrics=self._metrics, **kwargs)
+
+    def _predict(self, inputs: Any) -> tf.Tensor:
+        """Run the model in inference mode, through one graph per input structure.
+
+        The graph is traced once per structure, with a free batch size (no
+        "tf.function retracing" as batch sizes vary across rounds).
+        """
+        flat = inputs if isinstance(inputs, list) else [inputs]
+        key = ("predict", isinstance(inputs, list), tuple((t.dtype, shape_of(t)[1:]) for t in flat))
+        func = self._fns.get(key)
+        if func is None:
+            model, multi = self._model, key[1]
+
+            def predict(*args: tf.Tensor) -> tf.Tensor:
+                return model(list(args) if multi else args[0], training=False)
+
+            specs = [tf.TensorSpec([None, *t.shape[1:]], t.dtype) for t in flat]
+            func = self._fns[key] = tf.function(predict).get_concrete_function(*specs)
+        return func(*flat)
+
     def loss_function(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
         with tf.device(self._device):
             s_loss = self._loss(tf.convert_to_tensor(y_true), tf.convert_to_tensor(y_pred))
-            return _samplewise(s_loss).numpy()  # type: ignore[no-any-return]
+            return samplewise(s_loss).numpy()  # type: ignore[no-any-return]
 
     # -- internals -------------------------------------------------------------------------------
 
@@ -535,124 +550,3 @@ def _to_numpy(data: Any) -> np.ndarray:
     if isinstance(data, tf.Tensor):
         return data.numpy()  # type: ignore[no-any-return]
     return np.asarray(data)
-
-
-def _batch_specs(key: tuple, flat: list[Any]) -> list[tf.TensorSpec]:
-    """Specs of a flat batch (free batch size; `max_norm` last for clipped gradients)."""
-    specs = [tf.TensorSpec([None, *t.shape[1:]] if t.shape.rank else [], t.dtype) for t in flat]
-    if key[0] == "clipped":
-        specs[-1] = tf.TensorSpec([], flat[-1].dtype)  # max_norm
-    return specs
-
-
-class _FusedStep:
-    """Graph function of one fused training step: gradients, `rule`, weights assignment.
-
-    Called with the flat batch and the flat rule arguments; returns the rule's
-    outputs (packed as traced) and the batch loss.
-    """
-
-    def __init__(
-        self,
-        model: TensorflowModel,
-        state: _Trainable,
-        key: tuple,
-        flat: list[Any],
-        rule: Callable[..., Any],
-        args: Any,
-    ) -> None:
-        grads_and_loss = model._batch_body(state.named, key)
-        names, n_batch = state.names, len(flat)
-        targets = [
-            raw if raw is not None else var
-            for (_, var), raw in zip(state.named, state.raw, strict=True)
-        ]
-        structure: list[Any] = []
-        # The rule is element-wise arithmetic over every weight: XLA fuses it into
-        # a few loops (as for the optimizer kernels), instead of one executor node
-        # per operation and array.
-        compiled_rule = tf.function(rule, jit_compile=True)
-
-        def step(*tensors: tf.Tensor) -> list[tf.Tensor]:
-            grads, loss = grads_and_loss(*tensors[:n_batch])
-            weights = {
-                name: tf.convert_to_tensor(var) for name, var in zip(names, targets, strict=True)
-            }
-            rule_args = _pack(args, iter(tensors[n_batch:]))
-            new_weights, outputs = compiled_rule(
-                weights, dict(zip(names, grads, strict=True)), rule_args
-            )
-            for name, var in zip(names, targets, strict=True):
-                var.assign(new_weights[name])
-            structure.append(_pack(outputs, itertools.repeat(None)))  # no graph tensors kept
-            return [*_flatten(outputs, []), loss]
-
-        arg_specs = [tf.TensorSpec(t.shape, t.dtype) for t in _flatten(args, [])]
-        concrete = tf.function(step).get_concrete_function(*_batch_specs(key, flat), *arg_specs)
-        self.structure = structure[-1]
-        # As in the optimizer kernels: call the graph function on flat tensors, with
-        # the captured variables appended; fall back to the public call if TF changes.
-        call_flat = getattr(getattr(concrete, "inference_fn", None), "call_flat", None)
-        self.captured = list(concrete.captured_inputs) if call_flat is not None else []
-        self.call = call_flat if call_flat is not None else concrete
-
-    def __call__(self, flat: list[tf.Tensor], arg_flat: list[tf.Tensor]) -> tuple[Any, tf.Tensor]:
-        out = self.call(*flat, *arg_flat, *self.captured)
-        return _pack(self.structure, iter(out[:-1])), out[-1]
-
-
-def _flatten(nest: Any, out: list[Any]) -> list[Any]:
-    """Append the leaves of a nest of dicts (sorted keys), lists and tuples to `out`."""
-    if isinstance(nest, dict):
-        for key in sorted(nest):
-            _flatten(nest[key], out)
-    elif isinstance(nest, list | tuple):
-        for item in nest:
-            _flatten(item, out)
-    else:
-        out.append(nest)
-    return out
-
-
-def _pack(structure: Any, leaves: Iterator[Any]) -> Any:
-    """Rebuild a nest shaped like `structure` from leaves in `_flatten` order."""
-    if isinstance(structure, dict):
-        packed = {key: _pack(structure[key], leaves) for key in sorted(structure)}
-        return {key: packed[key] for key in structure}
-    if isinstance(structure, list | tuple):
-        items = [_pack(item, leaves) for item in structure]
-        if isinstance(structure, list):
-            return items
-        if hasattr(structure, "_fields"):  # a namedtuple
-            return type(structure)(*items)
-        return tuple(items)
-    return next(leaves)
-
-
-class _Trainable:
-    """Trainable weights: names, Keras variables, backing tf.Variables, shapes."""
-
-    def __init__(self, named: list[tuple[str, Any]]) -> None:
-        self.named = named
-        self.names = tuple(name for name, _ in named)
-        # Updates go straight to the backing tf.Variable: Keras' wrapper costs more
-        # than the op itself on small models. None where there is no such variable.
-        self.raw = [_backing_variable(var) for _, var in named]
-        self.shapes = [tuple(var.shape) for _, var in named]
-
-
-def _backing_variable(var: Any) -> tf.Variable | None:
-    value = getattr(var, "value", None)
-    if isinstance(value, tf.Variable) and tuple(value.shape) == tuple(var.shape):
-        return value
-    return None
-
-
-def _shape(tensor: Any) -> tuple[int, ...]:
-    """Shape of an eager tensor, as a tuple (fast path for EagerTensors)."""
-    fast = getattr(tensor, "_shape_tuple", None)
-    if fast is not None:
-        shape = fast()
-        if shape is not None:
-            return tuple(shape)
-    return tuple(tensor.shape)

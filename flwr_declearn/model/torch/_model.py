@@ -11,13 +11,11 @@ import numpy as np
 import torch
 
 from flwr_declearn.data import Batch
-from flwr_declearn.model._model_utils import (
-    check_vector,
-    raise_on_names_mismatch,
-    require_pickle_permission,
-    split_batch,
-)
+from flwr_declearn.model._model_utils import check_vector, require_pickle_permission, split_batch
 from flwr_declearn.model.api import Model
+from flwr_declearn.model.torch._device import AutoDeviceModule
+from flwr_declearn.model.torch._naming import canonical_names as build_canonical_names
+from flwr_declearn.model.torch._naming import permute
 from flwr_declearn.model.torch._vector import TorchVector, select_device
 from flwr_declearn.utils import DevicePolicy, get_device_policy, register_type
 
@@ -62,9 +60,16 @@ class TorchModel(Model[TorchVector]):
         tensor whose first axis is the batch one; other axes are averaged).
         A torch loss module with a `reduction` attribute is copied and set to
         `reduction="none"`.
+    canonical_names:
+        Exchange weights under canonical names and layouts (`"dense_0/kernel"`
+        shaped `(in, out)`...), so that Keras, haiku and JAX clients of one
+        architecture train together (see `flwr_declearn.model._canonical`);
+        the module's `state_dict` names and layouts otherwise.
     """
 
-    def __init__(self, model: torch.nn.Module, loss: LossFn) -> None:
+    _vector_type = TorchVector
+
+    def __init__(self, model: torch.nn.Module, loss: LossFn, canonical_names: bool = False) -> None:
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"'model' must be a torch.nn.Module, not {type(model).__name__}.")
         if not callable(loss):
@@ -79,9 +84,10 @@ class TorchModel(Model[TorchVector]):
         self._dtype = next(
             (p.dtype for _, p in self._params if p.is_floating_point()), torch.get_default_dtype()
         )
-        self._losses: list[torch.Tensor] = []
         self._samplewise_fns: dict[bool, Callable[..., Any]] = {}
+        self._canon = build_canonical_names(model) if canonical_names else None
         self._device = torch.device("cpu")
+        self._wrapped: AutoDeviceModule | None = None
         self.update_device_policy()
 
     # -- properties and setup --------------------------------------------------------------------
@@ -107,14 +113,27 @@ class TorchModel(Model[TorchVector]):
         if isinstance(self._loss_fn, torch.nn.Module):
             self._loss_fn.to(device)
         self._device = device
+        if self._wrapped is not None:
+            self._wrapped.device = device
+
+    def get_wrapped_model(self) -> AutoDeviceModule:
+        """Return the module wrapped with its device (`.module` is the module itself).
+
+        As in declearn, the wrapper moves inputs to the model's device; its
+        `state_dict` and parameters are the module's (same names).
+        """
+        if self._wrapped is None:
+            self._wrapped = AutoDeviceModule(self._model, self._device)
+        return self._wrapped
 
     # -- config ----------------------------------------------------------------------------------
 
-    def get_config(self) -> dict[str, Any]:
+    def get_config(self, allow_bin: bool = False) -> dict[str, Any]:
         """Return a JSON-serializable config, holding the pickled module and loss.
 
         The pickled parts are for local persistence only: `from_config` loads them
         only with `allow_pickle=True`, and they must never be sent over the network.
+        With `allow_bin` (declearn's argument) they are bytes rather than hex strings.
 
         Raises
         ------
@@ -122,13 +141,17 @@ class TorchModel(Model[TorchVector]):
             If the module or the loss cannot be pickled (e.g. a lambda).
         """
         return {
+            "typekey": "TorchModel",
             "serialization": "pickle",
-            "model": _torch_dump_hex(self._model, "torch module"),
-            "loss": _torch_dump_hex(self._loss_fn, "loss function"),
+            "model": _torch_dump(self._model, "torch module", allow_bin),
+            "loss": _torch_dump(self._loss_fn, "loss function", allow_bin),
+            "canonical_names": self._canon is not None,
         }
 
     @classmethod
-    def from_config(cls, config: dict[str, Any], allow_pickle: bool = False) -> Self:
+    def from_config(
+        cls, config: dict[str, Any], allow_pickle: bool = False, allow_bin: bool = False
+    ) -> Self:
         """Rebuild a TorchModel from `get_config`'s output.
 
         Parameters
@@ -138,6 +161,8 @@ class TorchModel(Model[TorchVector]):
         allow_pickle:
             Must be True: the module and loss are pickled, and unpickling runs
             arbitrary code. Only load configs you stored yourself.
+        allow_bin:
+            declearn's argument; bytes and hex strings are both read anyway.
 
         Raises
         ------
@@ -152,32 +177,43 @@ class TorchModel(Model[TorchVector]):
                 raise KeyError(f"TorchModel config lacks the '{key}' entry.")
         policy = get_device_policy()
         device = select_device(policy.gpu, policy.idx)
-        model = _torch_load_hex(config["model"], device)
-        loss = _torch_load_hex(config["loss"], device)
-        return cls(model, loss)
+        model = _torch_load(config["model"], device)
+        loss = _torch_load(config["loss"], device)
+        return cls(model, loss, canonical_names=bool(config.get("canonical_names", False)))
 
     # -- weights ---------------------------------------------------------------------------------
 
     def _trainable(self) -> list[tuple[str, torch.nn.Parameter]]:
         return [(name, param) for name, param in self._params if param.requires_grad]
 
-    def get_weights(self, trainable: bool = False) -> TorchVector:
-        if trainable:
-            return TorchVector({n: p.detach().clone() for n, p in self._trainable()})
-        return TorchVector({n: t.detach().clone() for n, t in self._model.state_dict().items()})
+    def get_weight_names(self, trainable: bool = False) -> list[str]:
+        """Return the ordered names of the weights (only the trainable ones if `trainable`)."""
+        return list(self._targets(trainable))
 
-    def set_weights(self, weights: TorchVector, trainable: bool = False) -> None:
+    def _targets(self, trainable: bool) -> dict[str, torch.Tensor]:
+        """The weights (tensors, not copies) by exchanged name, in their exchanged layout."""
         if trainable:
-            targets = dict(self._trainable())
-            context = "trainable weights"
+            targets: dict[str, torch.Tensor] = dict(self._trainable())
         else:
             targets = self._model.state_dict(keep_vars=True)
-            context = "weights"
+        if self._canon is not None:
+            targets = self._canon.to_canonical(targets, permute)
+        return targets
+
+    def get_weights(self, trainable: bool = False) -> TorchVector:
+        targets = self._targets(trainable)
+        return TorchVector(
+            {n: t.detach().clone(memory_format=torch.contiguous_format) for n, t in targets.items()}
+        )
+
+    def set_weights(self, weights: TorchVector, trainable: bool = False) -> None:
+        targets = self._targets(trainable)
+        context = "trainable weights" if trainable else "weights"
         shapes = {name: tuple(tensor.shape) for name, tensor in targets.items()}
         check_vector(weights, TorchVector, shapes, context, "TorchModel")
         with torch.no_grad():
             for name, tensor in targets.items():
-                tensor.copy_(weights.coefs[name])
+                tensor.copy_(weights.coefs[name])  # (a view of the weight in canonical layout)
 
     # -- training --------------------------------------------------------------------------------
 
@@ -195,12 +231,14 @@ class TorchModel(Model[TorchVector]):
         s_loss = _samplewise(self._loss_fn(self._model(*inputs), y_true))
         loss = (s_loss * s_wght).mean() if s_wght is not None else s_loss.mean()
         loss.backward()
-        self._losses.append(loss.detach())
+        self._loss_history.append(loss.detach())
         grads = {}
         for name, param in trainable:
             grad = param.grad
             param.grad = None  # hand the tensor over: no later backward writes into it
             grads[name] = torch.zeros_like(param) if grad is None else grad
+        if self._canon is not None:
+            grads = self._canon.to_canonical(grads, permute)
         return TorchVector(grads)
 
     def _compute_clipped_gradients(
@@ -238,7 +276,9 @@ class TorchModel(Model[TorchVector]):
                 s_loss = s_loss * s_wght
             scale = scale / n_samples
             out = {n: torch.tensordot(scale, g, dims=1) for n, g in grads.items()}
-            self._losses.append(s_loss.mean())
+            self._loss_history.append(s_loss.mean())
+        if self._canon is not None:
+            out = self._canon.to_canonical(out, permute)
         return TorchVector(out)
 
     def apply_updates(self, updates: TorchVector, scale: float = 1.0) -> None:
@@ -246,26 +286,21 @@ class TorchModel(Model[TorchVector]):
 
         `scale` lets an optimizer apply `-lrate * direction` in the same pass.
         """
-        trainable = self._trainable()
-        if not isinstance(updates, TorchVector):
-            raise TypeError(
-                f"TorchModel expects updates as a TorchVector, not {type(updates).__name__}."
+        if self._canon is not None:
+            targets = self._targets(trainable=True)
+            names, tensors = list(targets), list(targets.values())
+            checked = self._check_updates(updates, names, [t.shape for t in tensors], _shape)
+            coefs = self._canon.to_native(dict(zip(names, checked, strict=True)), permute)
+            trainable = self._trainable()
+            checked = [coefs[name] for name, _ in trainable]
+        else:
+            trainable = self._trainable()
+            checked = self._check_updates(
+                updates, [n for n, _ in trainable], [p.shape for _, p in trainable], _shape
             )
-        coefs = updates.coefs
-        if len(coefs) != len(trainable) or any(name not in coefs for name, _ in trainable):
-            raise_on_names_mismatch(coefs, (n for n, _ in trainable), "updates")
         params: list[torch.Tensor] = []
         values: list[torch.Tensor] = []
-        for name, param in trainable:
-            value = coefs[name]
-            if value.shape != param.shape:
-                check_vector(
-                    updates,
-                    TorchVector,
-                    {n: tuple(p.shape) for n, p in trainable},
-                    "updates",
-                    "TorchModel",
-                )
+        for (_, param), value in zip(trainable, checked, strict=True):
             if value.device != param.device:
                 value = value.to(param.device)
             params.append(param)
@@ -275,10 +310,6 @@ class TorchModel(Model[TorchVector]):
                 torch._foreach_add_(params, values)  # type: ignore[arg-type]
             else:
                 torch._foreach_add_(params, values, alpha=scale)  # type: ignore[arg-type]
-
-    def collect_training_losses(self) -> list[float]:
-        losses, self._losses = self._losses, []
-        return [*self._loss_history, *(float(loss) for loss in losses)]
 
     # -- inference -------------------------------------------------------------------------------
 
@@ -344,7 +375,11 @@ def _to_numpy(data: Any) -> np.ndarray:
     return np.asarray(data)
 
 
-def _torch_dump_hex(obj: Any, what: str) -> str:
+def _shape(tensor: torch.Tensor) -> Any:
+    return tensor.shape
+
+
+def _torch_dump(obj: Any, what: str, as_bytes: bool = False) -> str | bytes:
     with io.BytesIO() as buffer:
         try:
             torch.save(obj, buffer)
@@ -353,11 +388,12 @@ def _torch_dump_hex(obj: Any, what: str) -> str:
                 f"Cannot serialize the {what} with pickle ({exc}); define it at module level "
                 "so that it is importable."
             ) from exc
-        return buffer.getvalue().hex()
+        return buffer.getvalue() if as_bytes else buffer.getvalue().hex()
 
 
-def _torch_load_hex(data: str, device: torch.device) -> Any:
-    with io.BytesIO(bytes.fromhex(data)) as buffer:
+def _torch_load(data: str | bytes, device: torch.device) -> Any:
+    raw = data if isinstance(data, bytes) else bytes.fromhex(data)
+    with io.BytesIO(raw) as buffer:
         return torch.load(buffer, map_location=device, weights_only=False)
 
 

@@ -1,0 +1,1 @@
+"""flwr_declearn DP-SGD example: sample-level differential privacy on every client."""

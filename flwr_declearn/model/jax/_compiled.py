@@ -1,0 +1,219 @@
+"""jit-compiled computations shared by the JAX models (HaikuModel, JaxModel).
+
+Each takes the model's forward pass as a static argument: a hashable
+`forward(params, key, *inputs) -> y_pred` over a flat dict of named weights.
+Models built from equal forwards share their compiled code.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+__all__ = [
+    "Forward",
+    "Params",
+    "Pending",
+    "add_trees",
+    "copy_tree",
+    "fused_step",
+    "grads_and_loss",
+    "predict",
+    "sample_losses",
+    "samplewise",
+    "static",
+]
+
+Params = dict[str, jax.Array]
+"""Flat mapping of weight names to arrays."""
+Forward = Callable[..., jax.Array]
+"""`forward(params, key, *inputs) -> y_pred`, hashable (a jit static argument)."""
+LossFn = Callable[[jax.Array, jax.Array], jax.Array]
+Pending = tuple[Params, float]
+"""Updates not yet added to the weights, and their scale."""
+Batch = tuple[tuple[jax.Array, ...], jax.Array | None, jax.Array | None]
+
+
+class _ById:
+    """Hashable stand-in for an unhashable function (compared by identity)."""
+
+    def __init__(self, func: Callable[..., Any]) -> None:
+        self.func = func
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.func(*args, **kwargs)
+
+
+def static(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Return `func` if hashable (a valid jit static argument), else a `_ById` wrapper."""
+    try:
+        hash(func)
+    except TypeError:
+        return _ById(func)
+    return func
+
+
+def samplewise(s_loss: jax.Array) -> jax.Array:
+    """Average a loss array over all but its first (batch) axis."""
+    if s_loss.ndim == 0:
+        raise ValueError("The loss function returned a scalar: it must return sample-wise values.")
+    if s_loss.ndim == 1:
+        return s_loss
+    return s_loss.reshape(s_loss.shape[0], -1).mean(axis=1)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def predict(
+    forward: Forward, train: Params, fixed: Params, rng: jax.Array, inputs: tuple[jax.Array, ...]
+) -> tuple[jax.Array, jax.Array]:
+    rng, key = jax.random.split(rng)
+    return forward(train | fixed, key, *inputs), rng
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def sample_losses(loss_fn: LossFn, y_pred: jax.Array, y_true: jax.Array) -> jax.Array:
+    return samplewise(loss_fn(y_pred, y_true))
+
+
+def _batch_grads(
+    forward: Forward,
+    loss_fn: LossFn,
+    train: Params,
+    fixed: Params,
+    key: jax.Array,
+    inputs: tuple[jax.Array, ...],
+    y_true: jax.Array | None,
+    s_wght: jax.Array | None,
+) -> tuple[Params, jax.Array]:
+    """Batch-averaged gradients and (weighted) loss; traced into the jitted functions below."""
+
+    def batch_loss(train: Params) -> jax.Array:
+        y_pred = forward(train | fixed, key, *inputs)
+        s_loss = samplewise(loss_fn(y_pred, y_true))  # type: ignore[arg-type]
+        if s_wght is not None:
+            s_loss = s_loss * s_wght
+        return jnp.mean(s_loss)
+
+    loss, grads = jax.value_and_grad(batch_loss)(train)
+    return grads, loss
+
+
+def _clipped_batch_grads(
+    forward: Forward,
+    loss_fn: LossFn,
+    train: Params,
+    fixed: Params,
+    key: jax.Array,
+    inputs: tuple[jax.Array, ...],
+    y_true: jax.Array | None,
+    s_wght: jax.Array | None,
+    max_norm: jax.Array,
+) -> tuple[Params, jax.Array]:
+    """Average of sample-wise gradients, each clipped to an L2 norm of `max_norm`, and loss.
+
+    Sample-wise gradients come from `jax.vmap`, each sample with its own key.
+    """
+    n_samples = inputs[0].shape[0]
+    keys = jax.random.split(key, n_samples)
+
+    def sample_loss(
+        train: Params, key: jax.Array, inputs: tuple[jax.Array, ...], y_true: jax.Array | None
+    ) -> jax.Array:
+        batched = tuple(x[None] for x in inputs)
+        y_pred = forward(train | fixed, key, *batched)
+        y_one = None if y_true is None else y_true[None]
+        return jnp.sum(samplewise(loss_fn(y_pred, y_one)))  # type: ignore[arg-type]
+
+    grad_fn = jax.vmap(jax.value_and_grad(sample_loss), in_axes=(None, 0, 0, 0))
+    s_loss, grads = grad_fn(train, keys, inputs, y_true)
+    sq_norms = sum(jnp.sum(jnp.square(g.reshape(n_samples, -1)), axis=1) for g in grads.values())
+    scale = jnp.minimum(1.0, max_norm / jnp.sqrt(sq_norms))
+    if s_wght is not None:
+        scale = scale * s_wght
+        s_loss = s_loss * s_wght
+    scale = scale / n_samples
+    out = {k: jnp.tensordot(scale.astype(g.dtype), g, axes=1) for k, g in grads.items()}
+    return out, jnp.mean(s_loss)
+
+
+def _grads_with_pending(
+    forward: Forward,
+    loss_fn: LossFn,
+    train: Params,
+    pending: Pending | None,
+    fixed: Params,
+    rng: jax.Array,
+    batch: Batch,
+    max_norm: jax.Array | None,
+) -> tuple[Params, jax.Array, jax.Array, Params]:
+    """Add `pending` updates to `train`, then return `(grads, loss, next rng, train)`."""
+    if pending is not None:
+        train = add_trees(train, *pending)
+    rng, key = jax.random.split(rng)
+    if max_norm is None:
+        grads, loss = _batch_grads(forward, loss_fn, train, fixed, key, *batch)
+    else:
+        grads, loss = _clipped_batch_grads(forward, loss_fn, train, fixed, key, *batch, max_norm)
+    return grads, loss, rng, train
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def grads_and_loss(
+    forward: Forward,
+    loss_fn: LossFn,
+    train: Params,
+    pending: Pending | None,
+    fixed: Params,
+    rng: jax.Array,
+    batch: Batch,
+    max_norm: jax.Array | None,
+) -> tuple[Params, jax.Array, jax.Array, Params | None]:
+    """Gradients (clipped sample-wise if `max_norm` is set), loss, next PRNG key, new weights.
+
+    `pending` updates (if any) are first added to `train`; the updated weights
+    are returned then (None otherwise).
+    """
+    grads, loss, rng, new_train = _grads_with_pending(
+        forward, loss_fn, train, pending, fixed, rng, batch, max_norm
+    )
+    return grads, loss, rng, None if pending is None else new_train
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2), donate_argnums=3)
+def fused_step(
+    forward: Forward,
+    loss_fn: LossFn,
+    rule: Callable[..., Any],
+    train: Params,
+    pending: Pending | None,
+    fixed: Params,
+    rng: jax.Array,
+    batch: Batch,
+    max_norm: jax.Array | None,
+    args: Any,
+) -> tuple[Params, Any, jax.Array, jax.Array]:
+    """Gradients, then `rule(train, grads, args)`: new weights, rule outputs, loss, next key.
+
+    `train`'s buffers are donated to the new weights (updated in place): the
+    model never lets them out (`get_weights` copies).
+    """
+    grads, loss, rng, train = _grads_with_pending(
+        forward, loss_fn, train, pending, fixed, rng, batch, max_norm
+    )
+    new_train, outputs = rule(train, grads, args)
+    return new_train, outputs, loss, rng
+
+
+@jax.jit
+def copy_tree(params: Params) -> Params:
+    return {k: jnp.copy(v) for k, v in params.items()}
+
+
+@jax.jit
+def add_trees(params: Params, updates: Params, scale: float) -> Params:  # used in other jits
+    """Add `scale * updates` to weights, keeping the weights' dtypes."""
+    return {k: (v + updates[k] * scale).astype(v.dtype) for k, v in params.items()}

@@ -1,0 +1,1 @@
+"""Test app for the liveness of `DeclearnMessageStrategy` (tests/flower/test_liveness.py)."""
