@@ -98,8 +98,17 @@ def make_agilerl(net_config, batches) -> Step | None:  # type: ignore[no-untyped
     except ImportError:
         return None
     cfg = net_config
+    vocab = net_config.vocab_size
+
+    class _Tokenizer:  # agilerl sizes its heads with dataset.tokenizer.num_tokens()
+        def num_tokens(self) -> int:
+            return vocab
+
+    class _Dataset:
+        tokenizer = _Tokenizer()
+
     agent = ILQL(
-        dataset=None,
+        dataset=_Dataset(),
         net_config={
             "arch": "gpt", "vocab_size": cfg.vocab_size, "n_layer": cfg.n_layer,
             "n_embd": cfg.n_embd, "n_head": cfg.n_head, "dim_feedfwd": cfg.hidden_ff,

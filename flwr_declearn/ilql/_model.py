@@ -72,15 +72,24 @@ class ILQLModel(TorchModel):
 
     # -- config (JSON only: no pickle) -----------------------------------------------------------
 
-    def get_config(self) -> dict[str, Any]:
-        """Return `{"net_config": ..., "ilql_config": ...}` (JSON; weights are not included)."""
+    def get_config(self, allow_bin: bool = False) -> dict[str, Any]:
+        """Return `{"net_config": ..., "ilql_config": ...}` (JSON; weights are not included).
+
+        `allow_bin` (declearn's argument) changes nothing: the config holds no binary part.
+        """
         return {
             "net_config": self.network.net_config.to_dict(),
             "ilql_config": self.network.config.to_dict(),
         }
 
     @classmethod
-    def from_config(cls, config: dict[str, Any], allow_pickle: bool = False) -> Self:
+    def from_config(
+        cls,
+        config: dict[str, Any],
+        allow_pickle: bool = False,
+        allow_bin: bool = False,
+        **kwargs: Any,
+    ) -> Self:
         """Build a model (fresh weights) from `get_config`'s output; no pickle is involved."""
         for key in ("net_config", "ilql_config"):
             if key not in config:

@@ -3,8 +3,8 @@
 Clients hold disjoint contexts and different behaviour mixes (the example
 app's split). Each round, every `DeclearnClient` trains `LOCAL` steps from the
 global weights and the server aggregates with the strategies' own
-`FederatedCore` (FedAvg: averaged local Adam; SCAFFOLD: SCAFFOLD-corrected
-local Adam). Target Q heads travel as non-trainable weights and are averaged.
+`FederatedCore` (FedAvg: averaged local SGD with momentum; SCAFFOLD: the same,
+SCAFFOLD-corrected). Target Q heads travel as non-trainable weights and are averaged.
 The centralised run trains the same model on the pooled episodes for as many
 gradient steps as each client took. The Flower runtime path (Ray simulation
 under `flwr run`) is covered by `test_ilql_example.py`.
@@ -40,9 +40,10 @@ pytestmark = pytest.mark.slow
 
 N_CLIENTS = 5
 EPISODES = 200  # per client
-ROUNDS = 8
-LOCAL = 100  # steps per round: 800 gradient steps per client, as centralised
+ROUNDS = 400
+LOCAL = 2  # steps per round: 800 gradient steps per client, as centralised
 SEED = 0
+LRATE = 0.1
 
 
 def _client_data() -> list[InMemoryDataset]:
@@ -57,7 +58,7 @@ def _model() -> ILQLModel:
 
 
 def run_federated(algorithm: str, record: list[Any] | None = None) -> ILQLModel:
-    client_optim, server_optim = optimizers({"client-lrate": 2e-3, "algorithm": algorithm})
+    client_optim, server_optim = optimizers({"client-lrate": LRATE, "algorithm": algorithm})
     core = build_core(
         model=_model(),
         initial_weights=None,
@@ -87,7 +88,7 @@ def run_federated(algorithm: str, record: list[Any] | None = None) -> ILQLModel:
             )
         if record is not None:
             record.append(updates)
-        assert core.aggregate(rnd, updates) == ids
+        assert core.aggregate(rnd, updates) is not None  # None: the round changed nothing
         core.note_responses(ids)
     model = _model()
     model.set_weights(model.get_weights().unpack(core.get_weights()))
@@ -97,7 +98,8 @@ def run_federated(algorithm: str, record: list[Any] | None = None) -> ILQLModel:
 @functools.cache
 def centralised_score() -> float:
     pooled = np.concatenate([data.data for data in _client_data()])
-    model = train(InMemoryDataset(pooled, seed=SEED), ROUNDS * LOCAL, SEED)
+    client_optim, _ = optimizers({"client-lrate": LRATE, "algorithm": "fedavg"})
+    model = train(InMemoryDataset(pooled, seed=SEED), ROUNDS * LOCAL, SEED, optimizer=client_optim)
     return TASK.evaluate(model.network, beta=DECODE_BETA)["expected_reward"]
 
 

@@ -53,14 +53,21 @@ def load_partition(
 
 
 def optimizers(run_config: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(client, server) Optimizer configs of the run's algorithm."""
+    """(client, server) Optimizer configs of the run's algorithm.
+
+    Clients run SGD with momentum: its steps add up across clients the way a
+    centralised run's do, whereas Adam's normalised steps on parameters that
+    only one client trains (its contexts' embeddings) shrink by the number of
+    clients when averaged.
+    """
     lrate = float(run_config["client-lrate"])
     algorithm = str(run_config["algorithm"])
+    momentum = ["momentum", {"beta": 0.9}]
     if algorithm == "fedavg":
-        return {"lrate": lrate, "modules": ["adam"]}, {"lrate": 1.0}
+        return {"lrate": lrate, "modules": [momentum]}, {"lrate": 1.0}
     if algorithm == "scaffold":
         return (
-            {"lrate": lrate, "modules": [["scaffold-client", {}], "adam"]},
+            {"lrate": lrate, "modules": [["scaffold-client", {}], momentum]},
             {"lrate": 1.0, "modules": ["scaffold-server"]},
         )
     raise ValueError(f"algorithm must be 'fedavg' or 'scaffold', not {algorithm!r}.")
