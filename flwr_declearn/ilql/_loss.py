@@ -19,17 +19,37 @@ two agree when every episode has as many actions and tokens).
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Callable
+from typing import Any, Literal, Protocol
 
 import torch
 from torch.nn import functional as F
 
 from flwr_declearn.ilql._batch import ILQLBatch
-
-if TYPE_CHECKING:
-    from flwr_declearn.ilql._network import ILQLNetwork
+from flwr_declearn.ilql._config import ILQLConfig
 
 __all__ = ["ILQLLoss", "ilql_loss"]
+
+
+class ILQLNetwork(Protocol):
+    """What the loss reads of a network (`flwr_declearn.ilql.ILQLNetwork` has it all)."""
+
+    @property
+    def config(self) -> ILQLConfig: ...
+
+    @property
+    def pi(self) -> Callable[[torch.Tensor], torch.Tensor]: ...
+
+    def hidden_states(
+        self, tokens: torch.Tensor, attn_mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, Any]: ...
+
+    def online_q(self, hidden: torch.Tensor) -> list[torch.Tensor]: ...
+
+    def target_values(self, hidden: torch.Tensor) -> torch.Tensor: ...
+
+    def value(self, hidden: torch.Tensor) -> torch.Tensor: ...
+
 
 Reduction = Literal["episode", "token"]
 
