@@ -14,7 +14,7 @@ import jax
 from flwr_declearn.model._canonical import CanonicalNames
 from flwr_declearn.model._model_utils import dump_pickle_hex, load_pickle_hex
 from flwr_declearn.model.jax._base import JaxModelBase, LossFn
-from flwr_declearn.model.jax._compiled import Params, grads_and_loss, static
+from flwr_declearn.model.jax._compiled import Params, grads_and_loss, native_params, static
 from flwr_declearn.utils import register_type
 
 __all__ = ["HaikuModel"]
@@ -39,8 +39,7 @@ class _HaikuForward:
     renames: tuple[tuple[str, str], ...] | None = None  # our name -> "layer:weight"
 
     def __call__(self, params: Params, key: jax.Array, *inputs: jax.Array) -> jax.Array:
-        if self.renames is not None:
-            params = {native: params[ours] for ours, native in self.renames}
+        params = native_params(params, self.renames)
         return hk.transform(self.model_fn).apply(_nest(params), key, *inputs)
 
 
@@ -140,17 +139,10 @@ class HaikuModel(JaxModelBase):
     def from_config(
         cls, config: dict[str, Any], allow_pickle: bool = False, allow_bin: bool = False
     ) -> Self:
-        """Rebuild a HaikuModel from `get_config`'s output.
+        """Rebuild a HaikuModel from `get_config`'s output (`allow_pickle=True` required).
 
-        Parameters
-        ----------
-        config:
-            Output of `get_config`.
-        allow_pickle:
-            Must be True: the functions are pickled, and unpickling runs
-            arbitrary code. Only load configs you stored yourself.
-        allow_bin:
-            declearn's argument; ignored.
+        The functions are pickled, and unpickling runs arbitrary code: load
+        only configs you stored yourself. `allow_bin` (declearn's) is ignored.
 
         Raises
         ------
@@ -159,9 +151,7 @@ class HaikuModel(JaxModelBase):
         KeyError
             If the config lacks the "model" or "loss" entries.
         """
-        for key in ("model", "loss"):
-            if key not in config:
-                raise KeyError(f"HaikuModel config lacks the '{key}' entry.")
+        cls._require_config_entries(config, "model", "loss")
         model_fn = load_pickle_hex(config["model"], "haiku model function", allow_pickle)
         loss_fn = load_pickle_hex(config["loss"], "loss function", allow_pickle)
         canonical = bool(config.get("canonical_names", False))

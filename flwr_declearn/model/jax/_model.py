@@ -13,7 +13,7 @@ from flwr_declearn.model._canonical import CanonicalNames
 from flwr_declearn.model._model_utils import dump_pickle_hex, load_pickle_hex
 from flwr_declearn.model.haiku._vector import JaxNumpyVector
 from flwr_declearn.model.jax._base import JaxModelBase, LossFn
-from flwr_declearn.model.jax._compiled import Params, static
+from flwr_declearn.model.jax._compiled import Params, native_params, static
 from flwr_declearn.utils import register_type
 
 __all__ = ["JaxModel", "JaxNumpyVector"]
@@ -68,8 +68,7 @@ class _PytreeForward:
     with_rng: bool
 
     def __call__(self, params: Params, key: jax.Array, *inputs: jax.Array) -> jax.Array:
-        if self.renames is not None:
-            params = {native: params[ours] for ours, native in self.renames}
+        params = native_params(params, self.renames)
         tree = jax.tree_util.tree_unflatten(self.treedef, [params[n] for n in self.leaf_names])
         if self.with_rng:
             return self.apply_fn(tree, key, *inputs)
@@ -243,9 +242,7 @@ class JaxModel(JaxModelBase):
         KeyError
             If the config lacks the "apply_fn" or "loss" entries.
         """
-        for key in ("apply_fn", "loss"):
-            if key not in config:
-                raise KeyError(f"JaxModel config lacks the '{key}' entry.")
+        cls._require_config_entries(config, "apply_fn", "loss")
         load = load_pickle_hex
         model = cls(
             load(config["apply_fn"], "apply function", allow_pickle),
