@@ -13,9 +13,12 @@ from flwr_declearn.data import Batch
 from flwr_declearn.model.api._vector import Vector, VectorSpecError
 from flwr_declearn.utils import DevicePolicy, access_registered, create_types_registry
 
-__all__ = ["Model"]
+__all__ = ["FusedRule", "Model"]
 
 VectorT = TypeVar("VectorT", bound=Vector)
+
+FusedRule = Callable[[dict[str, Any], dict[str, Any], Any], tuple[dict[str, Any], Any]]
+"""`rule(weights, gradients, args) -> (new_weights, outputs)` of `Model.run_fused_step`."""
 
 # Registered name -> module defining (and registering) it, imported by `Model.from_config`.
 _MODEL_MODULES = {
@@ -139,6 +142,13 @@ class Model(Generic[VectorT], metaclass=ABCMeta):
                 raise TypeError(f"'{config['typekey']}' is not a subclass of {cls.__name__}.")
             return subclass.from_config(config, **kwargs)  # type: ignore[no-any-return]
 
+    @classmethod
+    def _require_config_entries(cls, config: Mapping[str, Any], *keys: str) -> None:
+        """`from_config` preamble: raise a KeyError naming the first of `keys` not in `config`."""
+        for key in keys:
+            if key not in config:
+                raise KeyError(f"{cls.__name__} config lacks the '{key}' entry.")
+
     @abstractmethod
     def get_weights(self, trainable: bool = False) -> VectorT:
         """Return the model's weights, restricted to the trainable ones if `trainable`."""
@@ -184,7 +194,7 @@ class Model(Generic[VectorT], metaclass=ABCMeta):
         self,
         batch: Batch,
         max_norm: float | None,
-        rule: Callable[[dict[str, Any], dict[str, Any], Any], tuple[dict[str, Any], Any]],
+        rule: FusedRule,
         args: Any,
     ) -> Any:
         """Compute gradients on `batch` and update the weights by `rule`, in one compiled call.

@@ -11,11 +11,10 @@ from typing import Any, Self
 import haiku as hk
 import jax
 
-from flwr_declearn.data import Batch, aggregate_data_info
-from flwr_declearn.model._canonical import CanonicalNames, group_entries
-from flwr_declearn.model._model_utils import dump_pickle_hex, load_pickle_hex, split_batch
+from flwr_declearn.model._canonical import CanonicalNames
+from flwr_declearn.model._model_utils import dump_pickle_hex, load_pickle_hex
 from flwr_declearn.model.jax._base import JaxModelBase, LossFn
-from flwr_declearn.model.jax._compiled import Params, grads_and_loss, static
+from flwr_declearn.model.jax._compiled import Params, grads_and_loss, native_params, static
 from flwr_declearn.utils import register_type
 
 __all__ = ["HaikuModel"]
@@ -40,8 +39,7 @@ class _HaikuForward:
     renames: tuple[tuple[str, str], ...] | None = None  # our name -> "layer:weight"
 
     def __call__(self, params: Params, key: jax.Array, *inputs: jax.Array) -> jax.Array:
-        if self.renames is not None:
-            params = {native: params[ours] for ours, native in self.renames}
+        params = native_params(params, self.renames)
         return hk.transform(self.model_fn).apply(_nest(params), key, *inputs)
 
 
@@ -94,44 +92,14 @@ class HaikuModel(JaxModelBase):
         self._model: hk.Transformed = self._model
         self._model_fn = model
         self._static_model = static(model)
-        self._data_info: dict[str, Any] = {}
 
     def _build_forward(self, renames: tuple[tuple[str, str], ...] | None) -> _HaikuForward:
         return _HaikuForward(self._static_model, renames)
 
     def _canonical_names(self, native: dict[str, jax.Array]) -> CanonicalNames:
-        groups: dict[str, dict[str, tuple[int, ...]]] = {}
-        for name, value in native.items():
-            layer, leaf = name.rsplit(":", 1)
-            groups.setdefault(layer, {})[leaf] = tuple(value.shape)
-        return CanonicalNames(group_entries(list(groups.items()), sep=":"))
+        return CanonicalNames(self._layer_entries(native, sep=":"))
 
     # -- setup -----------------------------------------------------------------------------------
-
-    def initialize(self, data_info: dict[str, Any]) -> None:
-        """Initialize the weights from `features_shape` and `data_type` (once).
-
-        Raises
-        ------
-        KeyError
-            If a required field is missing.
-        """
-        if self._names:
-            return
-        info = aggregate_data_info([data_info], self.required_data_info)
-        self._init_weights(self._sample_inputs(info))
-        self._data_info = info
-
-    def initialize_from_batch(self, batch: Batch) -> None:
-        """Initialize the weights by running the function on a sample batch's inputs (once)."""
-        if self._names:
-            return
-        inputs, _, _ = self._unpack_batch((split_batch(batch)[0], None, None))
-        self._init_weights(tuple(x[:1] for x in inputs))
-        self._data_info = {
-            "features_shape": list(inputs[0].shape[1:]),
-            "data_type": str(inputs[0].dtype),
-        }
 
     def _init_weights(self, inputs: tuple[jax.Array, ...]) -> None:
         self._rng, key = jax.random.split(self._rng)
@@ -164,27 +132,17 @@ class HaikuModel(JaxModelBase):
             "serialization": "pickle",
             "model": dump_pickle_hex(self._model_fn, "haiku model function"),
             "loss": dump_pickle_hex(self._loss_fn, "loss function"),
-            "seed": self._seed,
-            "data_info": self._data_info,
-            "trainable": self._trainable if self._names else None,
-            "canonical_names": self._canonical,
+            **self._setup_config(),
         }
 
     @classmethod
     def from_config(
         cls, config: dict[str, Any], allow_pickle: bool = False, allow_bin: bool = False
     ) -> Self:
-        """Rebuild a HaikuModel from `get_config`'s output.
+        """Rebuild a HaikuModel from `get_config`'s output (`allow_pickle=True` required).
 
-        Parameters
-        ----------
-        config:
-            Output of `get_config`.
-        allow_pickle:
-            Must be True: the functions are pickled, and unpickling runs
-            arbitrary code. Only load configs you stored yourself.
-        allow_bin:
-            declearn's argument; ignored.
+        The functions are pickled, and unpickling runs arbitrary code: load
+        only configs you stored yourself. `allow_bin` (declearn's) is ignored.
 
         Raises
         ------
@@ -193,17 +151,12 @@ class HaikuModel(JaxModelBase):
         KeyError
             If the config lacks the "model" or "loss" entries.
         """
-        for key in ("model", "loss"):
-            if key not in config:
-                raise KeyError(f"HaikuModel config lacks the '{key}' entry.")
+        cls._require_config_entries(config, "model", "loss")
         model_fn = load_pickle_hex(config["model"], "haiku model function", allow_pickle)
         loss_fn = load_pickle_hex(config["loss"], "loss function", allow_pickle)
         canonical = bool(config.get("canonical_names", False))
         model = cls(model_fn, loss_fn, seed=config.get("seed"), canonical_names=canonical)
-        if config.get("data_info"):
-            model.initialize(config["data_info"])
-            if config.get("trainable") is not None:
-                model.set_trainable_weights(list(config["trainable"]))
+        model._restore_setup(config)
         return model
 
     # -- weights ---------------------------------------------------------------------------------

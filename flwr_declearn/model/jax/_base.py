@@ -15,8 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from flwr_declearn.data import Batch
-from flwr_declearn.model._canonical import CanonicalNames
+from flwr_declearn.data import Batch, aggregate_data_info
+from flwr_declearn.model._canonical import CanonicalNames, group_entries
 from flwr_declearn.model._model_utils import split_batch
 from flwr_declearn.model.api import Model
 from flwr_declearn.model.haiku._vector import JaxNumpyVector, select_device
@@ -65,6 +65,7 @@ class JaxModelBase(Model[JaxNumpyVector]):
         self._dtype: Any = None
         self._forward: Forward | None = None
         self._static_loss = compiled.static(loss)
+        self._data_info: dict[str, Any] = {}
 
     # -- subclass hooks --------------------------------------------------------------------------
 
@@ -75,6 +76,19 @@ class JaxModelBase(Model[JaxNumpyVector]):
     def _canonical_names(self, native: dict[str, jax.Array]) -> CanonicalNames:
         """Canonical names of the weights, given by native name in model order."""
         raise NotImplementedError
+
+    def _init_weights(self, inputs: tuple[jax.Array, ...]) -> None:
+        """Create the weights by running the model on a one-sample batch `inputs`."""
+        raise NotImplementedError
+
+    @staticmethod
+    def _layer_entries(native: dict[str, jax.Array], sep: str) -> list[Any]:
+        """`group_entries` of native names `"{layer}{sep}{leaf}"`, grouped by layer."""
+        groups: dict[str, dict[str, tuple[int, ...]]] = {}
+        for name, value in native.items():
+            layer, _, leaf = name.rpartition(sep)
+            groups.setdefault(layer, {})[leaf] = tuple(value.shape)
+        return group_entries(list(groups.items()), sep=sep)
 
     def _set_initial_weights(self, native: dict[str, Any]) -> None:
         """Adopt initial weights, keyed by native name in model order (all trainable)."""
@@ -108,6 +122,48 @@ class JaxModelBase(Model[JaxNumpyVector]):
     @property
     def required_data_info(self) -> set[str]:
         return set() if self._names else {"features_shape", "data_type"}
+
+    def initialize(self, data_info: dict[str, Any]) -> None:
+        """Create the weights on zeros shaped by `features_shape` and `data_type` (once).
+
+        Raises
+        ------
+        KeyError
+            If a required field is missing.
+        """
+        if self._names:
+            return
+        info = aggregate_data_info([data_info], self.required_data_info)
+        self._init_weights(self._sample_inputs(info))
+        self._data_info = info
+
+    def initialize_from_batch(self, batch: Batch) -> None:
+        """Create the weights by running the model on a sample batch's inputs (once)."""
+        if self._names:
+            return
+        inputs, _, _ = self._unpack_batch((split_batch(batch)[0], None, None))
+        self._init_weights(tuple(x[:1] for x in inputs))
+        self._data_info = {
+            "features_shape": list(inputs[0].shape[1:]),
+            "data_type": str(inputs[0].dtype),
+        }
+
+    def _setup_config(self) -> dict[str, Any]:
+        """The `get_config` entries that `_restore_setup` reads back (seed, names, trainable)."""
+        return {
+            "seed": self._seed,
+            "data_info": self._data_info,
+            "trainable": self._trainable if self._names else None,
+            "canonical_names": self._canonical,
+        }
+
+    def _restore_setup(self, config: dict[str, Any]) -> None:
+        """Initialize (if not yet) and select the trainable weights, as `config` records."""
+        if config.get("data_info") and not self._names:
+            self.initialize(config["data_info"])
+        if config.get("trainable") is not None:
+            self._require_initialized()
+            self._select_trainable(self._trainable_from_names(list(config["trainable"])))
 
     def _require_initialized(self) -> None:
         if not self._names:
@@ -189,18 +245,8 @@ class JaxModelBase(Model[JaxNumpyVector]):
     def compute_batch_gradients(
         self, batch: Batch, max_norm: float | None = None
     ) -> JaxNumpyVector:
-        self._require_initialized()
-        batch_arrays = self._unpack_batch(batch, lazy=True)
-        norm = self._max_norm(max_norm)
         grads, loss, self._rng, train = compiled.grads_and_loss(
-            self._forward,
-            self._static_loss,
-            self._train,
-            self._pending,
-            self._fixed,
-            self._rng,
-            batch_arrays,
-            norm,
+            self._forward, self._static_loss, *self._step_inputs(batch, max_norm)
         )
         if train is not None:  # pending updates were fused into the call
             self._train, self._pending = train, None
@@ -219,32 +265,24 @@ class JaxModelBase(Model[JaxNumpyVector]):
         `rule` is a static argument of the call: pass the same object at each
         step (a new one means a new compilation).
         """
-        self._require_initialized()
-        batch_arrays = self._unpack_batch(batch, lazy=True)
-        norm = self._max_norm(max_norm)
         train, outputs, loss, self._rng = compiled.fused_step(
-            self._forward,
-            self._static_loss,
-            rule,
-            self._train,
-            self._pending,
-            self._fixed,
-            self._rng,
-            batch_arrays,
-            norm,
-            args,
+            self._forward, self._static_loss, rule, *self._step_inputs(batch, max_norm), args
         )
         self._train, self._pending = train, None
         self._loss_history.append(loss)
         return outputs
 
-    @staticmethod
-    def _max_norm(max_norm: float | None) -> float | None:
-        if max_norm is None:
-            return None
-        if max_norm <= 0:
-            raise ValueError(f"'max_norm' must be positive, not {max_norm!r}.")
-        return float(max_norm)
+    def _step_inputs(
+        self, batch: Batch, max_norm: float | None
+    ) -> tuple[Params, Pending | None, Params, jax.Array, Any, float | None]:
+        """`(train, pending, fixed, rng, batch arrays, max_norm)`: the compiled steps' inputs."""
+        self._require_initialized()
+        batch_arrays = self._unpack_batch(batch, lazy=True)
+        if max_norm is not None:
+            if max_norm <= 0:
+                raise ValueError(f"'max_norm' must be positive, not {max_norm!r}.")
+            max_norm = float(max_norm)
+        return self._train, self._pending, self._fixed, self._rng, batch_arrays, max_norm
 
     def apply_updates(self, updates: JaxNumpyVector, scale: float = 1.0) -> None:
         """Add `scale * updates` to the trainable weights.

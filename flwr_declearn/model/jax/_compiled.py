@@ -24,6 +24,7 @@ __all__ = [
     "copy_tree",
     "fused_step",
     "grads_and_loss",
+    "native_params",
     "predict",
     "sample_losses",
     "samplewise",
@@ -48,6 +49,13 @@ class _ById:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.func(*args, **kwargs)
+
+
+def native_params(params: Params, renames: tuple[tuple[str, str], ...] | None) -> Params:
+    """`params` keyed by native names (`renames`: our name -> native name; None: the same)."""
+    if renames is None:
+        return params
+    return {native: params[ours] for ours, native in renames}
 
 
 def static(func: Callable[..., Any]) -> Callable[..., Any]:

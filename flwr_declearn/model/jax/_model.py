@@ -9,12 +9,11 @@ from typing import Any, Self
 import jax
 import numpy as np
 
-from flwr_declearn.data import Batch, aggregate_data_info
-from flwr_declearn.model._canonical import CanonicalNames, group_entries
-from flwr_declearn.model._model_utils import dump_pickle_hex, load_pickle_hex, split_batch
+from flwr_declearn.model._canonical import CanonicalNames
+from flwr_declearn.model._model_utils import dump_pickle_hex, load_pickle_hex
 from flwr_declearn.model.haiku._vector import JaxNumpyVector
 from flwr_declearn.model.jax._base import JaxModelBase, LossFn
-from flwr_declearn.model.jax._compiled import Params, static
+from flwr_declearn.model.jax._compiled import Params, native_params, static
 from flwr_declearn.utils import register_type
 
 __all__ = ["JaxModel", "JaxNumpyVector"]
@@ -69,8 +68,7 @@ class _PytreeForward:
     with_rng: bool
 
     def __call__(self, params: Params, key: jax.Array, *inputs: jax.Array) -> jax.Array:
-        if self.renames is not None:
-            params = {native: params[ours] for ours, native in self.renames}
+        params = native_params(params, self.renames)
         tree = jax.tree_util.tree_unflatten(self.treedef, [params[n] for n in self.leaf_names])
         if self.with_rng:
             return self.apply_fn(tree, key, *inputs)
@@ -137,7 +135,6 @@ class JaxModel(JaxModelBase):
         self._apply_fn = apply_fn
         self._init_fn = init_fn
         self._with_rng = bool(with_rng)
-        self._data_info: dict[str, Any] = {}
         self._layout: tuple[Any, tuple[str, ...]] | None = None
         if params is not None:
             self._adopt(params)
@@ -155,39 +152,10 @@ class JaxModel(JaxModelBase):
         return _PytreeForward(static(self._apply_fn), treedef, order, renames, self._with_rng)
 
     def _canonical_names(self, native: dict[str, jax.Array]) -> CanonicalNames:
-        groups: dict[str, dict[str, tuple[int, ...]]] = {}
-        for name, value in native.items():
-            layer, _, leaf = name.rpartition("/")
-            groups.setdefault(layer, {})[leaf] = tuple(value.shape)
-        entries = group_entries(list(groups.items()), sep="/")
+        entries = self._layer_entries(native, sep="/")
         return CanonicalNames([e if e.native in native else _strip(e) for e in entries])
 
     # -- setup -----------------------------------------------------------------------------------
-
-    def initialize(self, data_info: dict[str, Any]) -> None:
-        """Create the params with `init_fn` on zeros shaped by `features_shape`, `data_type`.
-
-        Raises
-        ------
-        KeyError
-            If a required field is missing.
-        """
-        if self._names:
-            return
-        info = aggregate_data_info([data_info], self.required_data_info)
-        self._init_weights(self._sample_inputs(info))
-        self._data_info = info
-
-    def initialize_from_batch(self, batch: Batch) -> None:
-        """Create the params with `init_fn` on a sample batch's inputs (any number of inputs)."""
-        if self._names:
-            return
-        inputs, _, _ = self._unpack_batch((split_batch(batch)[0], None, None))
-        self._init_weights(tuple(x[:1] for x in inputs))
-        self._data_info = {
-            "features_shape": list(inputs[0].shape[1:]),
-            "data_type": str(inputs[0].dtype),
-        }
 
     def _init_weights(self, inputs: tuple[jax.Array, ...]) -> None:
         assert self._init_fn is not None  # params are given otherwise
@@ -251,10 +219,7 @@ class JaxModel(JaxModelBase):
             "init_fn": None if self._init_fn is None else dump_pickle_hex(self._init_fn, "init"),
             "params": None if params is None else dump_pickle_hex(self._params_tree(), "params"),
             "with_rng": self._with_rng,
-            "seed": self._seed,
-            "data_info": self._data_info,
-            "trainable": self._trainable if self._names else None,
-            "canonical_names": self._canonical,
+            **self._setup_config(),
         }
 
     def _params_tree(self) -> Any:
@@ -277,9 +242,7 @@ class JaxModel(JaxModelBase):
         KeyError
             If the config lacks the "apply_fn" or "loss" entries.
         """
-        for key in ("apply_fn", "loss"):
-            if key not in config:
-                raise KeyError(f"JaxModel config lacks the '{key}' entry.")
+        cls._require_config_entries(config, "apply_fn", "loss")
         load = load_pickle_hex
         model = cls(
             load(config["apply_fn"], "apply function", allow_pickle),
@@ -292,10 +255,7 @@ class JaxModel(JaxModelBase):
             seed=config.get("seed"),
             canonical_names=bool(config.get("canonical_names", False)),
         )
-        if config.get("data_info") and not model._names:
-            model.initialize(config["data_info"])
-        if config.get("trainable") is not None:
-            model.set_trainable_weights(list(config["trainable"]))
+        model._restore_setup(config)
         return model
 
 

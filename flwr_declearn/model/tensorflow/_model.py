@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, Self
 
 import keras
@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from flwr_declearn.data import Batch, aggregate_data_info
 from flwr_declearn.model._model_utils import split_batch
-from flwr_declearn.model.api import Model
+from flwr_declearn.model.api._model import FusedRule, Model
 from flwr_declearn.model.tensorflow._compiled import (
     FusedGraphStep,
     Trainable,
@@ -196,15 +196,9 @@ class TensorflowModel(Model[TensorflowVector]):
     ) -> Self:
         """Rebuild a TensorflowModel from `get_config`'s output.
 
-        Parameters
-        ----------
-        config:
-            Output of `get_config`.
-        allow_pickle:
-            Whether to allow Keras' unsafe deserialization (e.g. `Lambda` layers,
-            whose code is pickled). Keras' safe mode is used otherwise.
-        allow_bin:
-            declearn's argument; ignored (the config holds no bytes).
+        `allow_pickle` allows Keras' unsafe deserialization (e.g. of `Lambda`
+        layers, whose code is pickled); Keras' safe mode is used otherwise.
+        `allow_bin` (declearn's) is ignored: the config holds no bytes.
 
         Raises
         ------
@@ -213,9 +207,7 @@ class TensorflowModel(Model[TensorflowVector]):
         ValueError
             If the config holds unsafe objects and `allow_pickle` is False.
         """
-        for key in ("model", "loss"):
-            if key not in config:
-                raise KeyError(f"TensorflowModel config lacks the '{key}' entry.")
+        cls._require_config_entries(config, "model", "loss")
         policy = get_device_policy()
         with tf.device(select_device(policy.gpu, policy.idx)):
             safe = not allow_pickle
@@ -296,7 +288,7 @@ class TensorflowModel(Model[TensorflowVector]):
         self,
         batch: Batch,
         max_norm: float | None,
-        rule: Callable[[dict[str, Any], dict[str, Any], Any], tuple[dict[str, Any], Any]],
+        rule: FusedRule,
         args: Any,
     ) -> Any:
         """Gradients and `rule`'s update in one graph-function call (see `Model.run_fused_step`).

@@ -153,17 +153,11 @@ class TorchModel(Model[TorchVector]):
     def from_config(
         cls, config: dict[str, Any], allow_pickle: bool = False, allow_bin: bool = False
     ) -> Self:
-        """Rebuild a TorchModel from `get_config`'s output.
+        """Rebuild a TorchModel from `get_config`'s output (`allow_pickle=True` required).
 
-        Parameters
-        ----------
-        config:
-            Output of `get_config`.
-        allow_pickle:
-            Must be True: the module and loss are pickled, and unpickling runs
-            arbitrary code. Only load configs you stored yourself.
-        allow_bin:
-            declearn's argument; bytes and hex strings are both read anyway.
+        The module and loss are pickled, and unpickling runs arbitrary code:
+        load only configs you stored yourself. `allow_bin` (declearn's) is
+        ignored: bytes and hex strings are both read.
 
         Raises
         ------
@@ -173,9 +167,7 @@ class TorchModel(Model[TorchVector]):
             If the config lacks the "model" or "loss" entries.
         """
         require_pickle_permission("torch module and loss", allow_pickle)
-        for key in ("model", "loss"):
-            if key not in config:
-                raise KeyError(f"TorchModel config lacks the '{key}' entry.")
+        cls._require_config_entries(config, "model", "loss")
         policy = get_device_policy()
         device = select_device(policy.gpu, policy.idx)
         model = _torch_load(config["model"], device)
