@@ -44,6 +44,7 @@ from flwr_declearn.flower._validation import (
     check_count,
     check_weights,
     decode_aux_var,
+    max_magnitude,
 )
 from flwr_declearn.flower.aggregators import Aggregator, ClientWeights, build_aggregator
 from flwr_declearn.flower.checkpoint import CheckpointError, thaw
@@ -436,7 +437,7 @@ class FederatedCore:
             name: aggregate[name].astype(self.weights.arrays[name].dtype) for name in trainable
         }
         for name, grad in gradients.items():
-            if grad.dtype.kind == "f" and not np.isfinite(grad).all():
+            if grad.dtype.kind == "f" and grad.size and not np.isfinite(max_magnitude(grad)):
                 raise FloatingPointError(f"the pseudo-gradient of '{name}' is not finite")
         self.server_optimizer.apply_gradients(self.weights, NumpyVector(gradients))
         frozen = [name for name in self.names if name not in set(trainable)]
@@ -455,14 +456,12 @@ class FederatedCore:
         trainable: Sequence[str],
     ) -> dict[str, np.ndarray]:
         """Return the float64 aggregate of the clients' `w_global - w_k` (the pseudo-gradient)."""
-        clients = [
-            ClientWeights(upd.client_id, upd.num_examples, upd.weights) for upd in updates
-        ]
+        clients = [ClientWeights(upd.client_id, upd.num_examples, upd.weights) for upd in updates]
         return self.aggregator.aggregate_weights(self.weights.arrays, clients, names, trainable)
 
     def _check_new_state(self) -> None:
         for name, array in self.weights.arrays.items():
-            if array.dtype.kind == "f" and not np.isfinite(array).all():
+            if array.dtype.kind == "f" and array.size and not np.isfinite(max_magnitude(array)):
                 raise FloatingPointError(f"the new global weight '{name}' is not finite")
         fault = find_non_finite(self.server_optimizer.get_state(), "state")
         if fault is not None:
