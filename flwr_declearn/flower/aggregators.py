@@ -157,8 +157,14 @@ class WeightedMean(Aggregator):
         for name in names:
             acc = np.zeros(np.shape(global_weights[name]), dtype=np.float64)
             flat = acc.reshape(-1)
-            arrays = [np.ravel(client.weights[name]) for client in clients]  # views if C order
-            for start in range(0, flat.size, _BLOCK):
+            arrays = [np.asanyarray(client.weights[name]) for client in clients]
+            if not all(array.flags.c_contiguous for array in arrays):
+                # Rare (e.g. Fortran-ordered .npy): client by client, same operations and order.
+                for array, factor in zip(arrays, factors, strict=True):
+                    np.add(acc, np.multiply(array, factor, dtype=np.float64), out=acc)
+                arrays = []
+            arrays = [array.reshape(-1) for array in arrays]  # views (C order)
+            for start in range(0, flat.size if arrays else 0, _BLOCK):
                 stop = min(start + _BLOCK, flat.size)
                 target, buffer = flat[start:stop], scratch[: stop - start]
                 for values, factor in zip(arrays, factors, strict=True):
