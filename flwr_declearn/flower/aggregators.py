@@ -6,6 +6,8 @@ round's pseudo-gradient, that the server Optimizer then applies:
 
 - "mean" (default): `sum_k n_k d_k / sum_k n_k`, a running float64 sum
   (memory O(model), whatever the number of clients): FedAvg / FedOpt;
+  computed from the weights as `w_global - sum_k n_k w_k / sum_k n_k`,
+  block by block (`WeightedMean.aggregate_weights`);
 - "median": coordinate-wise median of the `d_k`, counts ignored (Flower's
   FedMedian; Yin et al., 2018);
 - "trimmed-mean": coordinate-wise mean of the `d_k` after dropping the
