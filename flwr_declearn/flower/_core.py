@@ -26,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from logging import ERROR, INFO, WARNING
 from pathlib import Path
 from typing import Any, Literal
@@ -44,8 +44,9 @@ from flwr_declearn.flower._validation import (
     check_count,
     check_weights,
     decode_aux_var,
+    max_magnitude,
 )
-from flwr_declearn.flower.aggregators import Aggregator, Contribution, build_aggregator
+from flwr_declearn.flower.aggregators import Aggregator, ClientWeights, build_aggregator
 from flwr_declearn.flower.checkpoint import CheckpointError, thaw
 from flwr_declearn.flower.config import EvaluationConfig, TrainingConfig
 from flwr_declearn.flower.server_dp import ServerDP
@@ -426,17 +427,6 @@ class FederatedCore:
         )
         return metrics
 
-    def _contributions(
-        self, updates: Sequence[_ValidUpdate], names: Sequence[str]
-    ) -> Iterator[Contribution]:
-        """Yield each client's float64 updates `w_global - w_k`, one client at a time."""
-        glob = self.weights.arrays
-        for upd in updates:
-            deltas = {
-                name: np.subtract(glob[name], upd.weights[name], dtype=np.float64) for name in names
-            }
-            yield Contribution(upd.client_id, upd.num_examples, deltas)
-
     def _step(self, server_round: int, updates: Sequence[_ValidUpdate]) -> None:
         """Aggregate the updates and apply the server Optimizer (may raise; caller restores)."""
         trainable = self.weights.trainable_names
@@ -447,7 +437,7 @@ class FederatedCore:
             name: aggregate[name].astype(self.weights.arrays[name].dtype) for name in trainable
         }
         for name, grad in gradients.items():
-            if grad.dtype.kind == "f" and not np.isfinite(grad).all():
+            if grad.dtype.kind == "f" and grad.size and not np.isfinite(max_magnitude(grad)):
                 raise FloatingPointError(f"the pseudo-gradient of '{name}' is not finite")
         self.server_optimizer.apply_gradients(self.weights, NumpyVector(gradients))
         frozen = [name for name in self.names if name not in set(trainable)]
@@ -466,11 +456,12 @@ class FederatedCore:
         trainable: Sequence[str],
     ) -> dict[str, np.ndarray]:
         """Return the float64 aggregate of the clients' `w_global - w_k` (the pseudo-gradient)."""
-        return self.aggregator.aggregate(self._contributions(updates, names), names, trainable)
+        clients = [ClientWeights(upd.client_id, upd.num_examples, upd.weights) for upd in updates]
+        return self.aggregator.aggregate_weights(self.weights.arrays, clients, names, trainable)
 
     def _check_new_state(self) -> None:
         for name, array in self.weights.arrays.items():
-            if array.dtype.kind == "f" and not np.isfinite(array).all():
+            if array.dtype.kind == "f" and array.size and not np.isfinite(max_magnitude(array)):
                 raise FloatingPointError(f"the new global weight '{name}' is not finite")
         fault = find_non_finite(self.server_optimizer.get_state(), "state")
         if fault is not None:

@@ -26,6 +26,7 @@ __all__ = [
     "check_weights",
     "decode_aux_var",
     "decode_weights",
+    "max_magnitude",
 ]
 
 EXPECTED_AUX_KEYS: dict[str, frozenset[str]] = {"scaffold": frozenset({"delta"})}
@@ -105,7 +106,7 @@ def check_count(count: Any, limits: ClientLimits) -> int:
 def _check_values(name: str, array: np.ndarray, limits: ClientLimits, what: str) -> None:
     if array.dtype.kind != "f" or array.size == 0:
         return
-    peak = float(np.max(np.abs(array)))
+    peak = max_magnitude(array)
     if not math.isfinite(peak):
         raise ValueError(f"{what} '{name}' holds non-finite values")
     bound = limits.value_bound(array.dtype)
@@ -113,6 +114,23 @@ def _check_values(name: str, array: np.ndarray, limits: ClientLimits, what: str)
         raise ValueError(
             f"{what} '{name}' holds a value of magnitude {peak:.3g} (bound {bound:.3g})"
         )
+
+
+_BLOCK = 1 << 16
+"""Elements per block of the value scan (read once from memory, then reduced in cache)."""
+
+
+def max_magnitude(array: np.ndarray) -> float:
+    """Largest magnitude in a float array, NaN if it holds a NaN (one pass, no temporary)."""
+    values = np.ravel(array)  # a view for C-contiguous arrays
+    peak = 0.0
+    for start in range(0, values.size, _BLOCK):
+        block = values[start : start + _BLOCK]
+        low, high = float(block.min()), float(block.max())  # NaN if the block holds one
+        peak = max(peak, -low, high) if low == low and high == high else math.nan
+        if peak != peak:
+            break
+    return peak
 
 
 def check_weights(

@@ -6,6 +6,8 @@ round's pseudo-gradient, that the server Optimizer then applies:
 
 - "mean" (default): `sum_k n_k d_k / sum_k n_k`, a running float64 sum
   (memory O(model), whatever the number of clients): FedAvg / FedOpt;
+  computed from the weights as `w_global - sum_k n_k w_k / sum_k n_k`,
+  block by block (`WeightedMean.aggregate_weights`);
 - "median": coordinate-wise median of the `d_k`, counts ignored (Flower's
   FedMedian; Yin et al., 2018);
 - "trimmed-mean": coordinate-wise mean of the `d_k` after dropping the
@@ -44,6 +46,7 @@ from flwr_declearn.utils._plugin import RegisteredPlugin
 
 __all__ = [
     "Aggregator",
+    "ClientWeights",
     "ClippedMean",
     "Contribution",
     "Median",
@@ -51,6 +54,14 @@ __all__ = [
     "WeightedMean",
     "build_aggregator",
 ]
+
+
+class ClientWeights(NamedTuple):
+    """One client's checked weights by name (any dtype) and its example count."""
+
+    client_id: str
+    num_examples: float
+    weights: Mapping[str, np.ndarray]
 
 
 class Contribution(NamedTuple):
@@ -85,6 +96,32 @@ class Aggregator(RegisteredPlugin, metaclass=ABCMeta, register=False):
             trainable ones).
         """
 
+    def aggregate_weights(
+        self,
+        global_weights: Mapping[str, np.ndarray],
+        clients: Sequence[ClientWeights],
+        names: Sequence[str],
+        clip: Sequence[str],
+    ) -> dict[str, np.ndarray]:
+        """Return the float64 aggregate of the clients' updates `w_global - w_k` of `names`.
+
+        The default turns each client's weights into float64 updates, one
+        client at a time, and calls `aggregate`; an Aggregator may compute
+        the same quantity more directly from the weights.
+        """
+        contributions = (
+            Contribution(
+                client.client_id,
+                client.num_examples,
+                {
+                    name: np.subtract(global_weights[name], client.weights[name], dtype=np.float64)
+                    for name in names
+                },
+            )
+            for client in clients
+        )
+        return self.aggregate(contributions, names, clip)
+
 
 class WeightedMean(Aggregator):
     """`sum_k n_k d_k / sum_k n_k`, as a running float64 sum (FedAvg)."""
@@ -95,6 +132,51 @@ class WeightedMean(Aggregator):
         self, contributions: Iterable[Contribution], names: Sequence[str], clip: Sequence[str]
     ) -> dict[str, np.ndarray]:
         return _running_mean(contributions, names, lambda contrib: 1.0)
+
+    def aggregate_weights(
+        self,
+        global_weights: Mapping[str, np.ndarray],
+        clients: Sequence[ClientWeights],
+        names: Sequence[str],
+        clip: Sequence[str],
+    ) -> dict[str, np.ndarray]:
+        """`w_global - sum_k n_k w_k / sum_k n_k`, the sum in float64 in client order.
+
+        Equal to the mean of the updates up to float64 rounding. The sum runs
+        block of coordinates by block: a block of the float64 accumulator
+        stays in cache while every client's `n_k w_k` is added to it in
+        client order, so that each reply is read once and nothing is
+        allocated per reply (the result is the same as client by client).
+        """
+        if not clients:
+            raise ValueError("Nothing to aggregate: no client contribution.")
+        total = float(sum(client.num_examples for client in clients))
+        if not total > 0:
+            raise ValueError("Nothing to aggregate: no client contribution.")
+        factors = [float(client.num_examples) for client in clients]
+        scratch = np.empty(_BLOCK, dtype=np.float64)
+        out: dict[str, np.ndarray] = {}
+        for name in names:
+            acc = np.zeros(np.shape(global_weights[name]), dtype=np.float64)
+            flat = acc.reshape(-1)
+            arrays = [np.asanyarray(client.weights[name]) for client in clients]
+            if not all(array.flags.c_contiguous for array in arrays):
+                # Rare (e.g. Fortran-ordered .npy): client by client, same operations and order.
+                for array, factor in zip(arrays, factors, strict=True):
+                    np.add(acc, np.multiply(array, factor, dtype=np.float64), out=acc)
+                arrays = []
+            arrays = [array.reshape(-1) for array in arrays]  # views (C order)
+            for start in range(0, flat.size if arrays else 0, _BLOCK):
+                stop = min(start + _BLOCK, flat.size)
+                target, buffer = flat[start:stop], scratch[: stop - start]
+                for values, factor in zip(arrays, factors, strict=True):
+                    np.copyto(buffer, values[start:stop])  # exact cast to float64
+                    np.multiply(buffer, factor, out=buffer)
+                    np.add(target, buffer, out=target)
+            acc /= -total
+            acc += global_weights[name]
+            out[name] = acc
+        return out
 
 
 class ClippedMean(Aggregator):
@@ -188,6 +270,10 @@ class TrimmedMean(Aggregator):
 def update_norm(deltas: dict[str, np.ndarray], names: Iterable[str]) -> float:
     """Return the L2 norm of the named float64 arrays taken together."""
     return math.sqrt(sum(float(np.vdot(deltas[name], deltas[name])) for name in names))
+
+
+_BLOCK = 1 << 15
+"""Coordinates per block of the weighted sum (256 KiB of float64: stays in cache)."""
 
 
 def _non_empty(contributions: Iterable[Contribution]) -> list[Contribution]:
