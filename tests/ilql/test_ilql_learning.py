@@ -82,11 +82,13 @@ def test_cached_and_uncached_decoding_agree_on_the_trained_agent() -> None:
     )
 
 
+@pytest.mark.slow
 def test_with_tau_one_half_v_approaches_the_behaviour_value() -> None:
     seed = 0
     episodes = TASK.behaviour_episodes(range(TASK.n_contexts), N_EPISODES, seed=seed)
     config = ILQLConfig(**{**CONFIG.to_dict(), "tau": 0.5})
-    model = train(TASK.dataset(episodes, seed=seed), STEPS, seed, config=config)
+    # V climbs to the behaviour value from below (0.30-0.35 after STEPS, about 0.36 after twice as many).
+    model = train(TASK.dataset(episodes, seed=seed), 2 * STEPS, seed, config=config)
     batch = collate(episodes)
     contexts = batch.tokens[:, 0].numpy()
     returns = batch.rewards[:, -1].numpy() * config.gamma ** (TASK.code_len - 1)
