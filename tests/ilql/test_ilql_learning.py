@@ -87,7 +87,7 @@ def test_with_tau_one_half_v_approaches_the_behaviour_value() -> None:
     seed = 0
     episodes = TASK.behaviour_episodes(range(TASK.n_contexts), N_EPISODES, seed=seed)
     config = ILQLConfig(**{**CONFIG.to_dict(), "tau": 0.5})
-    # V climbs to the behaviour value from below (0.30-0.35 after STEPS, about 0.36 after twice as many).
+    # V climbs to the behaviour value from below: 0.30-0.35 after STEPS, 0.36 after twice as many.
     model = train(TASK.dataset(episodes, seed=seed), 2 * STEPS, seed, config=config)
     batch = collate(episodes)
     contexts = batch.tokens[:, 0].numpy()
