@@ -9,7 +9,6 @@ learning-curve PNG.
 
 from __future__ import annotations
 
-import filecmp
 import inspect
 import json
 import re
@@ -104,10 +103,3 @@ def test_every_example_has_a_readme_command_and_a_ci_case() -> None:
     assert sorted(set(apps) - owned_elsewhere) == examples == sorted(CASES)
     for example in examples:
         assert readme_command(example)
-
-
-def test_examples_share_one_copy_of_the_report_module() -> None:
-    copies = sorted(EXAMPLES.glob("*/*/report.py"))
-    assert len(copies) >= len(CASES)
-    for copy in copies[1:]:
-        assert filecmp.cmp(copies[0], copy, shallow=False), f"{copy} differs from {copies[0]}"

@@ -10,7 +10,7 @@ from flwr.common import log
 from flwr.serverapp import Grid, ServerApp
 
 from flwr_declearn.flower import DeclearnMessageStrategy, ModelEvaluator, evaluate_model
-from haiku_finetune.report import RunReport
+from flwr_declearn.flower.report import RunReport
 from haiku_finetune.task import HEAD, build_model, load_public_data, load_test_data, pretrain
 
 app = ServerApp()

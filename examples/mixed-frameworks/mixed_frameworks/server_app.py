@@ -9,8 +9,8 @@ from flwr.common import log
 from flwr.serverapp import Grid, ServerApp
 
 from flwr_declearn.flower import DeclearnMessageStrategy, ModelEvaluator
+from flwr_declearn.flower.report import RunReport
 from flwr_declearn.optimizer import Optimizer
-from mixed_frameworks.report import RunReport
 from mixed_frameworks.task import build_model, load_test_data
 
 app = ServerApp()

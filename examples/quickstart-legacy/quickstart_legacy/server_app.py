@@ -7,8 +7,8 @@ from flwr.common import Scalar
 from flwr.server import ServerApp, ServerAppComponents, ServerConfig
 
 from flwr_declearn.flower import DeclearnStrategy, ModelEvaluator
+from flwr_declearn.flower.report import RunReport
 from flwr_declearn.optimizer import Optimizer
-from quickstart_legacy.report import RunReport
 from quickstart_legacy.task import build_model, load_test_data
 
 

@@ -6,8 +6,8 @@ from flwr.app import Context
 from flwr.serverapp import Grid, ServerApp
 
 from flwr_declearn.flower import DeclearnMessageStrategy, ModelEvaluator
+from flwr_declearn.flower.report import RunReport
 from flwr_declearn.optimizer import Optimizer
-from quickstart.report import RunReport
 from quickstart.task import build_model, load_test_data
 
 app = ServerApp()

@@ -1,6 +1,6 @@
 """Per-round progress, final summary, results JSON and learning-curve PNG of a run.
 
-Every example ships the same copy of this file (a Flower app is packaged on its own).
+Used by the example apps' ServerApps; matplotlib is imported only to draw the PNG.
 """
 
 from __future__ import annotations
