@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import importlib
 from abc import ABCMeta, abstractmethod
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypeVar
 
 import numpy as np
 
 from flwr_declearn.data import Batch
-from flwr_declearn.model.api._vector import Vector, VectorSpecError
+from flwr_declearn.model.api._vector import Vector
 from flwr_declearn.utils import DevicePolicy, access_registered, create_types_registry
 
 __all__ = ["FusedRule", "Model"]
@@ -40,7 +40,7 @@ class Model(Generic[VectorT], metaclass=ABCMeta):
     """
 
     _vector_type: ClassVar[type[Vector] | None] = None
-    """The Vector type of weights, gradients and updates (checked by `_check_updates`)."""
+    """The Vector type of weights, gradients and updates (checked by `_check_vector`)."""
 
     def __init__(self, model: Any) -> None:
         self._model = model
@@ -222,96 +222,29 @@ class Model(Generic[VectorT], metaclass=ABCMeta):
         losses, self._loss_history = self._loss_history, []
         return [float(loss) for loss in losses]
 
-    def _check_updates(
-        self,
-        updates: Any,
-        names: Sequence[str],
-        shapes: Sequence[tuple[int, ...]],
-        shape_of: Callable[[Any], tuple[int, ...]],
-    ) -> list[Any]:
-        """Return the arrays of `updates` in `names` order, after checking them.
+    def _check_vector(self, vector: Any, reference: Vector, what: str) -> None:
+        """Check weights or updates given to this model against `reference` (the model's own).
 
-        The `apply_updates` preamble shared by the framework models: cheap
-        checks first, a full report only when something differs.
+        The preamble of `set_weights` and `apply_updates`: `vector` must be
+        of this model's Vector type, with `reference`'s names and shapes;
+        dtypes may differ (values are cast to the weights' dtypes).
 
         Raises
         ------
         TypeError
-            If `updates` is not of this model's Vector type.
-        KeyError
-            If its names differ from `names`.
+            If `vector` is not of this model's Vector type.
+        VectorNamesError
+            If its names differ (a KeyError, as declearn's `set_weights` raises).
         VectorSpecError
-            If some of its arrays' shapes differ from `shapes`.
+            If some of its arrays' shapes differ.
         """
-        self._check_type(updates, "updates")
-        coefs = updates.coefs
-        if len(coefs) != len(names) or any(name not in coefs for name in names):
-            self._raise_on_names(coefs, names, "updates")
-        values = [coefs[name] for name in names]
-        if any(shape_of(v) != s for v, s in zip(values, shapes, strict=True)):
-            self._raise_on_shapes(
-                dict(zip(names, values, strict=True)), names, shapes, shape_of, "updates"
-            )
-        return values
-
-    def _check_weights(
-        self, weights: Any, shapes: Mapping[str, tuple[int, ...]], context: str
-    ) -> None:
-        """Check the type, names and shapes of weights given to `set_weights`.
-
-        Unlike `Vector.check_specs`, dtypes may differ (values are cast to the
-        weights' dtypes), and differing names raise a KeyError, as declearn's
-        `set_weights` does.
-
-        Raises
-        ------
-        TypeError
-            If `weights` is not of this model's Vector type.
-        KeyError
-            If its names differ from those of `shapes`.
-        VectorSpecError
-            If some of its arrays' shapes differ from `shapes`.
-        """
-        self._check_type(weights, context)
-        coefs = weights.coefs
-        if coefs.keys() != shapes.keys():
-            self._raise_on_names(coefs, list(shapes), context)
-        got = weights.shapes()
-        if any(got[name] != tuple(shape) for name, shape in shapes.items()):
-            self._raise_on_shapes(
-                got, list(shapes), [tuple(s) for s in shapes.values()], tuple, context
-            )
-
-    def _check_type(self, vector: Any, context: str) -> None:
         vtype = self._vector_type
         if vtype is not None and not isinstance(vector, vtype):
             raise TypeError(
-                f"{type(self).__name__} expects {context} as a {vtype.__name__}, "
+                f"{type(self).__name__} expects {what} as a {vtype.__name__}, "
                 f"not {type(vector).__name__}."
             )
-
-    @staticmethod
-    def _raise_on_names(received: Iterable[str], expected: Sequence[str], context: str) -> None:
-        missing = sorted(set(expected) - set(received))
-        extra = sorted(set(received) - set(expected))
-        raise KeyError(
-            f"Names of {context} do not match the model's: missing {missing}, unexpected {extra}."
-        )
-
-    @staticmethod
-    def _raise_on_shapes(
-        values: Mapping[str, Any],
-        names: Sequence[str],
-        shapes: Sequence[tuple[int, ...]],
-        shape_of: Callable[[Any], tuple[int, ...]],
-        context: str,
-    ) -> None:
-        bad = [
-            f"'{name}': {list(shape_of(values[name]))} instead of {list(shape)}"
-            for name, shape in zip(names, shapes, strict=True)
-            if tuple(shape_of(values[name])) != tuple(shape)
-        ]
-        raise VectorSpecError(f"Shapes of {context} differ from the model's: " + "; ".join(bad))
+        reference.check_specs(vector, dtypes=False, other_name=what)
 
     @abstractmethod
     def compute_batch_predictions(

@@ -7,7 +7,7 @@ import importlib
 import numbers
 import operator
 from abc import ABCMeta
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
 import numpy as np
@@ -24,6 +24,7 @@ __all__ = [
     "VectorNamesError",
     "VectorSpec",
     "VectorSpecError",
+    "check_names",
     "register_vector_type",
 ]
 
@@ -53,9 +54,42 @@ class VectorSpecError(ValueError):
 
 
 class VectorNamesError(VectorSpecError, KeyError):
-    """Two Vectors hold different names (a KeyError too, as declearn raises)."""
+    """Two Vectors hold different names (a KeyError too, as declearn raises).
+
+    `missing` and `unexpected` list the differing names (sorted), for
+    callers that word their own message.
+    """
 
     __str__ = ValueError.__str__  # KeyError's would quote the message
+
+    def __init__(
+        self, message: str, missing: Iterable[str] = (), unexpected: Iterable[str] = ()
+    ) -> None:
+        super().__init__(message)
+        self.missing = sorted(missing)
+        self.unexpected = sorted(unexpected)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (str(self), self.missing, self.unexpected)
+
+
+def check_names(
+    expected: Iterable[str], received: Iterable[str], other_name: str = "the other vector"
+) -> None:
+    """Raise a VectorNamesError if the `received` names differ from the `expected` ones.
+
+    The name check of `Vector.check_specs`, for callers that hold names
+    rather than Vectors. `other_name` says what `received` belongs to.
+    """
+    expected, received = set(expected), set(received)
+    if expected != received:
+        missing, unexpected = sorted(expected - received), sorted(received - expected)
+        raise VectorNamesError(
+            f"Vector names differ: missing from {other_name}: {missing}; "
+            f"unexpected in {other_name}: {unexpected}.",
+            missing,
+            unexpected,
+        )
 
 
 @dataclasses.dataclass
@@ -229,30 +263,50 @@ class Vector(Generic[T], metaclass=ABCMeta):
         """Return the numpy-style dtype name of each named array."""
         return {key: self._dtype(val) for key, val in self.coefs.items()}
 
-    def check_specs(self, other: Vector) -> None:
+    def check_specs(
+        self, other: Vector, *, dtypes: bool = True, other_name: str = "the other vector"
+    ) -> None:
         """Raise a VectorSpecError naming the entries where `other`'s specs differ from ours.
 
-        Different names raise a VectorNamesError (also a KeyError); shapes and
-        dtypes are compared where both types define them.
+        This is the package's one check of names and specs: of operands,
+        of weights and updates given to a Model, of what Flower peers send.
+
+        Parameters
+        ----------
+        other:
+            The Vector to check.
+        dtypes:
+            Whether dtypes must match too (False where values get cast, as
+            in `Model.set_weights`).
+        other_name:
+            What `other` is, in error messages (e.g. "the updates").
+
+        Raises
+        ------
+        VectorNamesError
+            If names differ (a VectorSpecError and a KeyError).
+        VectorSpecError
+            If shapes (or dtypes) differ, where both types define them.
         """
-        if self.coefs.keys() != other.coefs.keys():
-            missing = sorted(set(self.coefs) - set(other.coefs))
-            extra = sorted(set(other.coefs) - set(self.coefs))
-            raise VectorNamesError(
-                f"Vector names differ: missing from the other vector: {missing}; "
-                f"unexpected in it: {extra}."
-            )
+        ours, theirs = self.coefs, other.coefs
+        if ours.keys() != theirs.keys():
+            check_names(ours, theirs, other_name)
         if not (self._has_specs() and other._has_specs()):
             return
-        bad = []
-        for key, val in self.coefs.items():
-            oth = other.coefs[key]
-            shp, oshp = self._shape(val), other._shape(oth)
-            dtp, odtp = self._dtype(val), other._dtype(oth)
-            if shp != oshp or dtp != odtp:
-                bad.append(f"'{key}': {dtp}{list(shp)} vs {odtp}{list(oshp)}")
+        shape, oshape = self._shape, other._shape
+        dtype, odtype = self._dtype, other._dtype
+        bad = [
+            key
+            for key, val in ours.items()
+            if shape(val) != oshape(theirs[key]) or (dtypes and dtype(val) != odtype(theirs[key]))
+        ]
         if bad:
-            raise VectorSpecError("Vector specs differ for: " + "; ".join(bad) + ".")
+            details = "; ".join(
+                f"'{key}': {dtype(ours[key])}{list(shape(ours[key]))} vs "
+                f"{odtype(theirs[key])}{list(oshape(theirs[key]))}"
+                for key in bad
+            )
+            raise VectorSpecError(f"Vector specs differ for: {details} (expected vs {other_name}).")
 
     # -- algebra ---------------------------------------------------------------------------------
 

@@ -228,9 +228,8 @@ class JaxModelBase(Model[JaxNumpyVector]):
     def set_weights(self, weights: JaxNumpyVector, trainable: bool = False) -> None:
         self._require_initialized()
         current = self._train if trainable else self._all_params()
-        shapes = {k: tuple(v.shape) for k, v in current.items()}
-        context = "trainable weights" if trainable else "weights"
-        self._check_weights(weights, shapes, context)
+        context = "the trainable weights" if trainable else "the weights"
+        self._check_vector(weights, JaxNumpyVector(current), context)
         new = {
             k: jax.device_put(weights.coefs[k].astype(v.dtype), self._device)
             for k, v in current.items()
@@ -291,17 +290,9 @@ class JaxModelBase(Model[JaxNumpyVector]):
         first. The addition is deferred to the next compiled gradients call (or
         to the next read of the weights), saving a dispatch per step.
         """
-        train = self._train
-        coefs = getattr(updates, "coefs", {})
-        if (
-            not isinstance(updates, JaxNumpyVector)
-            or coefs.keys() != train.keys()
-            or any(coefs[name].shape != value.shape for name, value in train.items())
-        ):
-            shapes = [tuple(value.shape) for value in train.values()]
-            self._check_updates(updates, list(train), shapes, _shape)  # raises
+        self._check_vector(updates, JaxNumpyVector(self._train), "the updates")
         self._flush()
-        self._pending = (dict(coefs), float(scale))
+        self._pending = (dict(updates.coefs), float(scale))
 
     # -- inference -------------------------------------------------------------------------------
 
@@ -365,7 +356,3 @@ class JaxModelBase(Model[JaxNumpyVector]):
         """A one-sample batch of zeros shaped after `features_shape` and `data_type`."""
         shape, dtype = data_info["features_shape"], data_info["data_type"]
         return (jax.device_put(np.zeros((1, *shape), dtype=dtype), self._device),)
-
-
-def _shape(value: Any) -> tuple[int, ...]:
-    return tuple(value.shape)

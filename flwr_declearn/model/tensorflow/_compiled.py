@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from flwr_declearn.model._clipping import clip_and_average
 from flwr_declearn.model.tensorflow._loss import samplewise
+from flwr_declearn.model.tensorflow._vector import TensorflowVector
 
 __all__ = [
     "FusedGraphStep",
@@ -20,7 +21,6 @@ __all__ = [
     "flatten",
     "gradients_graph",
     "pack",
-    "shape_of",
 ]
 
 
@@ -212,7 +212,7 @@ class TensorflowClipOps:
 
 
 class Trainable:
-    """Trainable weights: names, Keras variables, backing tf.Variables, shapes."""
+    """Trainable weights: names, Keras variables, backing tf.Variables, reference Vector."""
 
     def __init__(self, named: list[tuple[str, Any]]) -> None:
         self.named = named
@@ -220,7 +220,8 @@ class Trainable:
         # Updates go straight to the backing tf.Variable: Keras' wrapper costs more
         # than the op itself on small models. None where there is no such variable.
         self.raw = [_backing_variable(var) for _, var in named]
-        self.shapes = [tuple(var.shape) for _, var in named]
+        self.reference = TensorflowVector({name: var.value for name, var in named})
+        """The variables' values, to check updates against (`Vector.check_specs`)."""
 
 
 def _backing_variable(var: Any) -> tf.Variable | None:
@@ -228,13 +229,3 @@ def _backing_variable(var: Any) -> tf.Variable | None:
     if isinstance(value, tf.Variable) and tuple(value.shape) == tuple(var.shape):
         return value
     return None
-
-
-def shape_of(tensor: Any) -> tuple[int, ...]:
-    """Shape of an eager tensor, as a tuple (fast path for EagerTensors)."""
-    fast = getattr(tensor, "_shape_tuple", None)
-    if fast is not None:
-        shape = fast()
-        if shape is not None:
-            return tuple(shape)
-    return tuple(tensor.shape)

@@ -17,11 +17,15 @@ from flwr_declearn.model.tensorflow._compiled import (
     Trainable,
     flatten,
     gradients_graph,
-    shape_of,
 )
 from flwr_declearn.model.tensorflow._loss import LossSpec, build_keras_loss, samplewise
 from flwr_declearn.model.tensorflow._naming import canonical_names, structural_names
-from flwr_declearn.model.tensorflow._vector import TensorflowVector, eager_tensor, select_device
+from flwr_declearn.model.tensorflow._vector import (
+    TensorflowVector,
+    eager_tensor,
+    select_device,
+    shape_of,
+)
 from flwr_declearn.utils import DevicePolicy, get_device_policy, register_type
 
 __all__ = ["TensorflowModel"]
@@ -257,9 +261,9 @@ class TensorflowModel(Model[TensorflowVector]):
 
     def set_weights(self, weights: TensorflowVector, trainable: bool = False) -> None:
         targets = dict(self._named_vars(trainable))
-        shapes = {name: tuple(var.shape) for name, var in targets.items()}
-        context = "trainable weights" if trainable else "weights"
-        self._check_weights(weights, shapes, context)
+        reference = TensorflowVector({name: var.value for name, var in targets.items()})
+        context = "the trainable weights" if trainable else "the weights"
+        self._check_vector(weights, reference, context)
         with tf.device(self._device):
             for name, var in targets.items():
                 var.assign(tf.cast(weights.coefs[name], var.dtype))
@@ -342,7 +346,8 @@ class TensorflowModel(Model[TensorflowVector]):
         `scale` lets an optimizer apply `-lrate * direction` in the same ops.
         """
         state = self._trainable_vars()
-        values = self._check_updates(updates, state.names, state.shapes, shape_of)
+        self._check_vector(updates, state.reference, "the updates")
+        values = [updates.coefs[name] for name in state.names]
         alphas: dict[tf.DType, tf.Tensor] = {}
         with tf.device(self._device):
             for (_, var), raw, value in zip(state.named, state.raw, values, strict=True):

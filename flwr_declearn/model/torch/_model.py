@@ -201,9 +201,8 @@ class TorchModel(Model[TorchVector]):
 
     def set_weights(self, weights: TorchVector, trainable: bool = False) -> None:
         targets = self._targets(trainable)
-        context = "trainable weights" if trainable else "weights"
-        shapes = {name: tuple(tensor.shape) for name, tensor in targets.items()}
-        self._check_weights(weights, shapes, context)
+        context = "the trainable weights" if trainable else "the weights"
+        self._check_vector(weights, TorchVector(targets), context)
         with torch.no_grad():
             for name, tensor in targets.items():
                 tensor.copy_(weights.coefs[name])  # (a view of the weight in canonical layout)
@@ -274,16 +273,14 @@ class TorchModel(Model[TorchVector]):
         """
         if self._canon is not None:
             targets = self._targets(trainable=True)
-            names, tensors = list(targets), list(targets.values())
-            checked = self._check_updates(updates, names, [t.shape for t in tensors], _shape)
-            coefs = self._canon.to_native(dict(zip(names, checked, strict=True)), permute)
+            self._check_vector(updates, TorchVector(targets), "the updates")
+            coefs = self._canon.to_native({name: updates.coefs[name] for name in targets}, permute)
             trainable = self._trainable()
-            checked = [coefs[name] for name, _ in trainable]
         else:
             trainable = self._trainable()
-            checked = self._check_updates(
-                updates, [n for n, _ in trainable], [p.shape for _, p in trainable], _shape
-            )
+            self._check_vector(updates, TorchVector(dict(trainable)), "the updates")
+            coefs = updates.coefs
+        checked = [coefs[name] for name, _ in trainable]
         params: list[torch.Tensor] = []
         values: list[torch.Tensor] = []
         for (_, param), value in zip(trainable, checked, strict=True):
@@ -391,10 +388,6 @@ class _TorchClipOps:
     @staticmethod
     def combine(scale: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
         return torch.tensordot(scale, grads, dims=1)
-
-
-def _shape(tensor: torch.Tensor) -> Any:
-    return tensor.shape
 
 
 def _torch_dump(obj: Any, what: str, as_bytes: bool = False) -> str | bytes:
