@@ -148,6 +148,15 @@ def load_vector_type(name: str) -> type[Vector]:
     return getattr(module, name)  # type: ignore[no-any-return]
 
 
+class _NoNamespace:
+    """`Vector._xp` of a type that names no array namespace: each primitive then raises."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):  # protocol lookups (e.g. by ABCMeta)
+            raise AttributeError(name)
+        raise NotImplementedError(f"This Vector type does not define `{name}`.")
+
+
 @create_types_registry(name="Vector")
 class Vector(Generic[T], metaclass=ABCMeta):
     """Named arrays of one framework, with element-wise algebra.
@@ -157,8 +166,9 @@ class Vector(Generic[T], metaclass=ABCMeta):
     A NumpyVector combines with any framework Vector; the result then has
     the framework's type.
 
-    Subclasses implement the array-level primitives (`_sign`, `_sqrt`, ...)
-    as static methods, and list the Vector types they absorb in
+    Subclasses name their framework's array namespace (`_xp`), implement
+    the array-level primitives it lacks (`_to_numpy`, `_shape`...) as
+    static methods, and list the Vector types they absorb in
     `compatible_vector_types`. A subclass written for declearn, which
     overrides the public methods (`sign`, `minimum`, `sum`, `__eq__`,
     `flatten`...) instead, works too: a primitive it lacks raises
@@ -198,36 +208,46 @@ class Vector(Generic[T], metaclass=ABCMeta):
         """Numpy-style dtype name of an array (e.g. 'float32')."""
         raise NotImplementedError("This Vector type does not define its arrays' dtypes.")
 
-    @staticmethod
-    def _sign(value: T) -> T:
-        raise NotImplementedError("This Vector type does not define `sign`.")
+    _xp: ClassVar[Any] = _NoNamespace()
+    """The framework's numpy-style namespace (`numpy`, `jax.numpy`, `torch`, `tensorflow`).
 
-    @staticmethod
-    def _sqrt(value: T) -> T:
-        raise NotImplementedError("This Vector type does not define `sqrt`.")
+    The primitives below call it by numpy's names; a subclass overrides those
+    its framework spells otherwise.
+    """
 
-    @staticmethod
-    def _minimum(value: T, other: Any) -> T:
-        raise NotImplementedError("This Vector type does not define `minimum`.")
+    @classmethod
+    def _sign(cls, value: T) -> T:
+        return cls._xp.sign(value)  # type: ignore[no-any-return]
 
-    @staticmethod
-    def _maximum(value: T, other: Any) -> T:
-        raise NotImplementedError("This Vector type does not define `maximum`.")
+    @classmethod
+    def _sqrt(cls, value: T) -> T:
+        return cls._xp.sqrt(value)  # type: ignore[no-any-return]
 
-    @staticmethod
-    def _sum(value: T) -> T:
+    @classmethod
+    def _minimum(cls, value: T, other: Any) -> T:
+        """Element-wise minimum with an array or a python scalar."""
+        return cls._xp.minimum(value, other)  # type: ignore[no-any-return]
+
+    @classmethod
+    def _maximum(cls, value: T, other: Any) -> T:
+        """Element-wise maximum with an array or a python scalar."""
+        return cls._xp.maximum(value, other)  # type: ignore[no-any-return]
+
+    @classmethod
+    def _sum(cls, value: T) -> T:
         """Sum of all entries, as a 0-d array."""
-        raise NotImplementedError("This Vector type does not define `sum`.")
+        return cls._xp.sum(value)  # type: ignore[no-any-return]
 
-    @staticmethod
-    def _vdot(value: T, other: T) -> float:
+    @classmethod
+    def _vdot(cls, value: T, other: T) -> float:
         """Sum of the element-wise product of two arrays, as a python float."""
-        raise NotImplementedError("This Vector type does not define `dot`.")
+        return float(cls._xp.vdot(value, other))
 
-    @staticmethod
-    def _equal(value: T, other: T) -> bool:
+    @classmethod
+    def _equal(cls, value: T, other: T) -> bool:
         """Whether two arrays have equal shapes and values."""
-        raise NotImplementedError("This Vector type does not define `==`.")
+        shape = cls._shape
+        return shape(value) == shape(other) and bool(cls._xp.array_equal(value, other))
 
     @classmethod
     def _has_specs(cls) -> bool:

@@ -244,8 +244,9 @@ class JaxModelBase(Model[JaxNumpyVector]):
     def compute_batch_gradients(
         self, batch: Batch, max_norm: float | None = None
     ) -> JaxNumpyVector:
+        step = self._step_inputs(batch, max_norm)
         grads, loss, self._rng, train = compiled.grads_and_loss(
-            self._forward, self._static_loss, *self._step_inputs(batch, max_norm)
+            self._forward, self._static_loss, self._train, step
         )
         if train is not None:  # pending updates were fused into the call
             self._train, self._pending = train, None
@@ -264,24 +265,23 @@ class JaxModelBase(Model[JaxNumpyVector]):
         `rule` is a static argument of the call: pass the same object at each
         step (a new one means a new compilation).
         """
+        step = self._step_inputs(batch, max_norm)
         train, outputs, loss, self._rng = compiled.fused_step(
-            self._forward, self._static_loss, rule, *self._step_inputs(batch, max_norm), args
+            self._forward, self._static_loss, rule, self._train, step, args
         )
         self._train, self._pending = train, None
         self._loss_history.append(loss)
         return outputs
 
-    def _step_inputs(
-        self, batch: Batch, max_norm: float | None
-    ) -> tuple[Params, Pending | None, Params, jax.Array, Any, float | None]:
-        """`(train, pending, fixed, rng, batch arrays, max_norm)`: the compiled steps' inputs."""
+    def _step_inputs(self, batch: Batch, max_norm: float | None) -> compiled.StepInputs:
+        """The compiled steps' inputs besides the trainable weights."""
         self._require_initialized()
         batch_arrays = self._unpack_batch(batch, lazy=True)
         if max_norm is not None:
             if max_norm <= 0:
                 raise ValueError(f"'max_norm' must be positive, not {max_norm!r}.")
             max_norm = float(max_norm)
-        return self._train, self._pending, self._fixed, self._rng, batch_arrays, max_norm
+        return compiled.StepInputs(self._pending, self._fixed, self._rng, batch_arrays, max_norm)
 
     def apply_updates(self, updates: JaxNumpyVector, scale: float = 1.0) -> None:
         """Add `scale * updates` to the trainable weights.

@@ -8,13 +8,13 @@ from typing import Any
 
 import tensorflow as tf
 
-from flwr_declearn.model._clipping import clip_and_average
+from flwr_declearn.model._clipping import ClipOps, clip_and_average
 from flwr_declearn.model.tensorflow._loss import samplewise
 from flwr_declearn.model.tensorflow._vector import TensorflowVector
 
 __all__ = [
+    "TENSORFLOW_CLIP_OPS",
     "FusedGraphStep",
-    "TensorflowClipOps",
     "Trainable",
     "batch_body",
     "batch_specs",
@@ -69,7 +69,7 @@ def batch_body(
             s_loss, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO
         )
         named_jac = {str(i): jac for i, jac in enumerate(jacobians)}
-        out, mean = clip_and_average(named_jac, s_loss, s_wght, max_norm, TensorflowClipOps)
+        out, mean = clip_and_average(named_jac, s_loss, s_wght, max_norm, TENSORFLOW_CLIP_OPS)
         return list(out.values()), mean
 
     body: Callable[..., tuple[list[tf.Tensor], tf.Tensor]] = (
@@ -179,36 +179,18 @@ def pack(structure: Any, leaves: Iterator[Any]) -> Any:
     return next(leaves)
 
 
-class TensorflowClipOps:
-    """TensorFlow operations of `flwr_declearn.model._clipping.clip_and_average` (in graphs)."""
-
-    @staticmethod
-    def row_sq_norms(grads: tf.Tensor) -> tf.Tensor:
-        return tf.reduce_sum(tf.square(tf.reshape(grads, [tf.shape(grads)[0], -1])), axis=1)
-
-    @staticmethod
-    def at_most_one(values: tf.Tensor) -> tf.Tensor:
-        return tf.minimum(values, tf.cast(1.0, values.dtype))
-
-    @staticmethod
-    def sqrt(values: tf.Tensor) -> tf.Tensor:
-        return tf.sqrt(values)
-
-    @staticmethod
-    def mean(values: tf.Tensor) -> tf.Tensor:
-        return tf.reduce_mean(values)
-
-    @staticmethod
-    def like(values: tf.Tensor, other: tf.Tensor) -> tf.Tensor:
-        return tf.cast(values, other.dtype)
-
-    @staticmethod
-    def n_rows(values: tf.Tensor) -> tf.Tensor:
-        return tf.cast(tf.shape(values)[0], values.dtype)
-
-    @staticmethod
-    def combine(scale: tf.Tensor, grads: tf.Tensor) -> tf.Tensor:
-        return tf.tensordot(scale, grads, axes=1)
+TENSORFLOW_CLIP_OPS = ClipOps(
+    row_sq_norms=lambda grads: tf.reduce_sum(
+        tf.square(tf.reshape(grads, [tf.shape(grads)[0], -1])), axis=1
+    ),
+    at_most_one=lambda values: tf.minimum(values, tf.cast(1.0, values.dtype)),
+    sqrt=tf.sqrt,
+    mean=tf.reduce_mean,
+    like=lambda values, other: tf.cast(values, other.dtype),
+    n_rows=lambda values: tf.cast(tf.shape(values)[0], values.dtype),
+    combine=lambda scale, grads: tf.tensordot(scale, grads, axes=1),
+)
+"""TensorFlow operations of `clip_and_average` (in graphs)."""
 
 
 class Trainable:

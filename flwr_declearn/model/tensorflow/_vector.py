@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import tensorflow as tf
@@ -77,6 +77,7 @@ class TensorflowVector(Vector[tf.Tensor]):
     """Vector of named tensorflow tensors (sparse gradients are densified, when built or set)."""
 
     compatible_vector_types = (NumpyVector,)
+    _xp: ClassVar[Any] = tf
 
     def __init__(self, coefs: Any) -> None:
         super().__init__({})
@@ -103,14 +104,6 @@ class TensorflowVector(Vector[tf.Tensor]):
     @staticmethod
     def _dtype(value: tf.Tensor) -> str:
         return str(value.dtype.name)
-
-    @staticmethod
-    def _sign(value: tf.Tensor) -> tf.Tensor:
-        return tf.sign(value)
-
-    @staticmethod
-    def _sqrt(value: tf.Tensor) -> tf.Tensor:
-        return tf.sqrt(value)
 
     @staticmethod
     def _minimum(value: tf.Tensor, other: Any) -> tf.Tensor:

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from flwr_declearn.data import Batch
-from flwr_declearn.model._clipping import clip_and_average
+from flwr_declearn.model._clipping import ClipOps, clip_and_average
 from flwr_declearn.model._model_utils import require_pickle_permission, split_batch
 from flwr_declearn.model.api import Model
 from flwr_declearn.model.torch._device import AutoDeviceModule
@@ -260,7 +260,7 @@ class TorchModel(Model[TorchVector]):
                 f"in training mode, do not support 'max_norm'. Original error: {exc}"
             ) from exc
         with torch.no_grad():
-            out, loss = clip_and_average(grads, s_loss, s_wght, max_norm, _TorchClipOps)
+            out, loss = clip_and_average(grads, s_loss, s_wght, max_norm, _TORCH_CLIP_OPS)
             self._loss_history.append(loss)
         if self._canon is not None:
             out = self._canon.to_canonical(out, permute)
@@ -358,36 +358,16 @@ def _to_numpy(data: Any) -> np.ndarray:
     return np.asarray(data)
 
 
-class _TorchClipOps:
-    """torch operations of `clip_and_average`."""
-
-    @staticmethod
-    def row_sq_norms(grads: torch.Tensor) -> torch.Tensor:
-        return grads.reshape(grads.shape[0], -1).square().sum(dim=1)
-
-    @staticmethod
-    def at_most_one(values: torch.Tensor) -> torch.Tensor:
-        return torch.clamp(values, max=1.0)
-
-    @staticmethod
-    def sqrt(values: torch.Tensor) -> torch.Tensor:
-        return torch.sqrt(values)
-
-    @staticmethod
-    def mean(values: torch.Tensor) -> torch.Tensor:
-        return values.mean()
-
-    @staticmethod
-    def like(values: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
-        return values.to(other.dtype)
-
-    @staticmethod
-    def n_rows(values: torch.Tensor) -> int:
-        return int(values.shape[0])
-
-    @staticmethod
-    def combine(scale: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
-        return torch.tensordot(scale, grads, dims=1)
+_TORCH_CLIP_OPS = ClipOps(
+    row_sq_norms=lambda grads: grads.reshape(grads.shape[0], -1).square().sum(dim=1),
+    at_most_one=lambda values: torch.clamp(values, max=1.0),
+    sqrt=torch.sqrt,
+    mean=torch.mean,
+    like=lambda values, other: values.to(other.dtype),
+    n_rows=lambda values: int(values.shape[0]),
+    combine=lambda scale, grads: torch.tensordot(scale, grads, dims=1),
+)
+"""torch operations of `clip_and_average`."""
 
 
 def _torch_dump(obj: Any, what: str, as_bytes: bool = False) -> str | bytes:
