@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypeVar
 import numpy as np
 
 from flwr_declearn.data import Batch
-from flwr_declearn.model.api._vector import Vector
+from flwr_declearn.model._model_utils import split_batch
+from flwr_declearn.model.api._vector import Vector, as_numpy
 from flwr_declearn.utils import DevicePolicy, access_registered, create_types_registry
 
 __all__ = ["FusedRule", "Model"]
@@ -187,15 +188,26 @@ class Model(Generic[VectorT], metaclass=ABCMeta):
         over the weights, instead of materializing the scaled updates first.
         """
 
+    @staticmethod
+    def _check_max_norm(max_norm: float | None) -> float | None:
+        """Return the sample-wise clipping threshold as a float (None: no clipping).
+
+        Raises
+        ------
+        ValueError
+            If `max_norm` is not positive.
+        """
+        if max_norm is None:
+            return None
+        if not max_norm > 0:
+            raise ValueError(f"'max_norm' must be positive, not {max_norm!r}.")
+        return float(max_norm)
+
     fused_vector_type: ClassVar[type[Vector] | None] = None
     """Vector type whose compiled kernels `run_fused_step` can trace (None: cannot)."""
 
     def run_fused_step(
-        self,
-        batch: Batch,
-        max_norm: float | None,
-        rule: FusedRule,
-        args: Any,
+        self, batch: Batch, max_norm: float | None, rule: FusedRule, args: Any
     ) -> Any:
         """Compute gradients on `batch` and update the weights by `rule`, in one compiled call.
 
@@ -246,11 +258,31 @@ class Model(Generic[VectorT], metaclass=ABCMeta):
             )
         reference.check_specs(vector, dtypes=False, other_name=what)
 
-    @abstractmethod
     def compute_batch_predictions(
         self, batch: Batch
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """Return `(y_true, y_pred, s_wght)` as numpy arrays for a batch."""
+        """Return `(y_true, y_pred, s_wght)` as numpy arrays for a batch.
+
+        Predictions come from `_predict`, which framework models implement.
+
+        Raises
+        ------
+        TypeError
+            If the batch has no `y_true`.
+        """
+        inputs, y_true, s_wght = split_batch(batch)
+        if y_true is None:
+            raise TypeError(
+                f"{type(self).__name__}.compute_batch_predictions needs a batch with y_true."
+            )
+        y_pred = self._predict(inputs)
+        return as_numpy(y_true), as_numpy(y_pred), None if s_wght is None else as_numpy(s_wght)
+
+    def _predict(self, inputs: Any) -> Any:
+        """The model's predictions for a batch's inputs, in inference mode (any array type)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} implements neither `_predict` nor `compute_batch_predictions`."
+        )
 
     @abstractmethod
     def loss_function(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:

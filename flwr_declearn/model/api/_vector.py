@@ -24,6 +24,7 @@ __all__ = [
     "VectorNamesError",
     "VectorSpec",
     "VectorSpecError",
+    "as_numpy",
     "check_names",
     "register_vector_type",
 ]
@@ -561,6 +562,15 @@ class Vector(Generic[T], metaclass=ABCMeta):
             return f"{type(self).__name__}({self.coefs!r})"
         specs = ", ".join(f"{k}: {self._dtype(v)}{self._shape(v)}" for k, v in self.coefs.items())
         return f"{type(self).__name__}({{{specs}}})"
+
+
+def as_numpy(value: Any) -> np.ndarray:
+    """Return an array of any supported framework (or anything array-like) as a numpy array."""
+    try:
+        vector_type = _vector_type_for(value)
+    except TypeError:
+        return np.asarray(value)
+    return vector_type._to_numpy(value)
 
 
 def _vector_type_for(value: Any) -> type[Vector]:

@@ -277,10 +277,7 @@ class JaxModelBase(Model[JaxNumpyVector]):
         """The compiled steps' inputs besides the trainable weights."""
         self._require_initialized()
         batch_arrays = self._unpack_batch(batch, lazy=True)
-        if max_norm is not None:
-            if max_norm <= 0:
-                raise ValueError(f"'max_norm' must be positive, not {max_norm!r}.")
-            max_norm = float(max_norm)
+        max_norm = self._check_max_norm(max_norm)
         return compiled.StepInputs(self._pending, self._fixed, self._rng, batch_arrays, max_norm)
 
     def apply_updates(self, updates: JaxNumpyVector, scale: float = 1.0) -> None:
@@ -296,25 +293,14 @@ class JaxModelBase(Model[JaxNumpyVector]):
 
     # -- inference -------------------------------------------------------------------------------
 
-    def compute_batch_predictions(
-        self, batch: Batch
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    def _predict(self, inputs: Any) -> jax.Array:
         self._require_initialized()
-        inputs, y_true, s_wght = split_batch(batch)
-        if y_true is None:
-            raise TypeError(
-                f"{type(self).__name__}.compute_batch_predictions needs a batch with y_true."
-            )
         inputs, _, _ = self._unpack_batch((inputs, None, None))
         self._flush()
         y_pred, self._rng = compiled.predict(
             self._forward, self._train, self._fixed, self._rng, inputs
         )
-        return (
-            np.asarray(y_true),
-            np.asarray(y_pred),
-            None if s_wght is None else np.asarray(s_wght),
-        )
+        return y_pred
 
     def loss_function(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
         s_loss = compiled.sample_losses(self._static_loss, self._array(y_pred), self._array(y_true))

@@ -289,11 +289,7 @@ class TensorflowModel(Model[TensorflowVector]):
     _vector_type = TensorflowVector
 
     def run_fused_step(
-        self,
-        batch: Batch,
-        max_norm: float | None,
-        rule: FusedRule,
-        args: Any,
+        self, batch: Batch, max_norm: float | None, rule: FusedRule, args: Any
     ) -> Any:
         """Gradients and `rule`'s update in one graph-function call (see `Model.run_fused_step`).
 
@@ -320,8 +316,7 @@ class TensorflowModel(Model[TensorflowVector]):
         self, batch: Batch, max_norm: float | None, names: tuple[str, ...]
     ) -> tuple[list[tf.Tensor], tuple[Any, ...]]:
         """Return the batch as a flat list of tensors (then `max_norm`), and its structure key."""
-        if max_norm is not None and max_norm <= 0:
-            raise ValueError(f"'max_norm' must be positive, not {max_norm!r}.")
+        max_norm = self._check_max_norm(max_norm)
         inputs, y_true, s_wght = self._unpack_batch(batch)
         multi = isinstance(inputs, list)
         flat = [*inputs] if multi else [inputs]
@@ -368,21 +363,11 @@ class TensorflowModel(Model[TensorflowVector]):
 
     # -- inference -------------------------------------------------------------------------------
 
-    def compute_batch_predictions(
-        self, batch: Batch
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    def _predict(self, inputs: Any) -> tf.Tensor:
         self._require_built()
-        inputs, y_true, s_wght = split_batch(batch)
-        if y_true is None:
-            raise TypeError("TensorflowModel.compute_batch_predictions needs a batch with y_true.")
         with tf.device(self._device):
             inputs, _, _ = self._unpack_batch((inputs, None, None))
-            y_pred = self._predict(inputs)
-        return (
-            _to_numpy(y_true),
-            y_pred.numpy(),
-            None if s_wght is None else _to_numpy(s_wght),
-        )
+            return self._predict_graph(inputs)
 
     def evaluate(self, dataset: Any) -> dict[str, float]:
         """Compute the loss and compiled `metrics` over a dataset with Keras' `evaluate`.
@@ -416,7 +401,7 @@ class TensorflowModel(Model[TensorflowVector]):
             loss = build_keras_loss(self._loss_spec, "sum_over_batch_size", self._loss.dtype)
             self._model.compile(loss=loss, metrics=self._metrics, **kwargs)
 
-    def _predict(self, inputs: Any) -> tf.Tensor:
+    def _predict_graph(self, inputs: Any) -> tf.Tensor:
         """Run the model in inference mode, through one graph per input structure.
 
         The graph is traced once per structure, with a free batch size (no
@@ -478,9 +463,3 @@ class TensorflowModel(Model[TensorflowVector]):
 
 
 register_type(TensorflowModel, name="TensorflowModel", group="Model")
-
-
-def _to_numpy(data: Any) -> np.ndarray:
-    if isinstance(data, tf.Tensor):
-        return data.numpy()  # type: ignore[no-any-return]
-    return np.asarray(data)

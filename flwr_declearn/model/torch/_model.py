@@ -213,9 +213,8 @@ class TorchModel(Model[TorchVector]):
         inputs, y_true, s_wght = self._unpack_batch(batch)
         if not self._model.training:
             self._model.train()
+        max_norm = self._check_max_norm(max_norm)
         if max_norm is not None:
-            if max_norm <= 0:
-                raise ValueError(f"'max_norm' must be positive, not {max_norm!r}.")
             return self._compute_clipped_gradients(inputs, y_true, s_wght, max_norm)
         trainable = self._trainable()
         for _, param in trainable:
@@ -296,25 +295,15 @@ class TorchModel(Model[TorchVector]):
 
     # -- inference -------------------------------------------------------------------------------
 
-    def compute_batch_predictions(
-        self, batch: Batch
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        inputs, y_true, s_wght = split_batch(batch)
-        if y_true is None:
-            raise TypeError("TorchModel.compute_batch_predictions needs a batch with y_true.")
+    def _predict(self, inputs: Any) -> torch.Tensor:
         inputs, _, _ = self._unpack_batch((inputs, None, None))
         training = self._model.training
         self._model.eval()
         try:
             with torch.inference_mode():
-                y_pred = self._model(*inputs)
+                return self._model(*inputs)  # type: ignore[no-any-return]
         finally:
             self._model.train(training)
-        return (
-            _to_numpy(y_true),
-            y_pred.detach().cpu().numpy(),
-            None if s_wght is None else _to_numpy(s_wght),
-        )
 
     def loss_function(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
@@ -350,12 +339,6 @@ class TorchModel(Model[TorchVector]):
 
 
 register_type(TorchModel, name="TorchModel", group="Model")
-
-
-def _to_numpy(data: Any) -> np.ndarray:
-    if isinstance(data, torch.Tensor):
-        return data.detach().cpu().numpy()  # type: ignore[no-any-return]
-    return np.asarray(data)
 
 
 _TORCH_CLIP_OPS = ClipOps(
