@@ -21,6 +21,7 @@ __all__ = [
     "flatten",
     "gradients_graph",
     "pack",
+    "predict_graph",
 ]
 
 
@@ -34,6 +35,16 @@ def gradients_graph(
     """
     body = batch_body(model, loss, named, key)
     return tf.function(body).get_concrete_function(*batch_specs(key, flat))
+
+
+def predict_graph(model: Any, multi: bool, flat: list[Any]) -> Any:
+    """Trace inference (`training=False`) on one input structure, with a free batch size."""
+
+    def predict(*args: tf.Tensor) -> tf.Tensor:
+        return model(list(args) if multi else args[0], training=False)
+
+    specs = [tf.TensorSpec([None, *t.shape[1:]], t.dtype) for t in flat]
+    return tf.function(predict).get_concrete_function(*specs)
 
 
 def batch_body(

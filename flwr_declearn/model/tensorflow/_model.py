@@ -17,6 +17,7 @@ from flwr_declearn.model.tensorflow._compiled import (
     Trainable,
     flatten,
     gradients_graph,
+    predict_graph,
 )
 from flwr_declearn.model.tensorflow._loss import LossSpec, build_keras_loss, samplewise
 from flwr_declearn.model.tensorflow._naming import canonical_names, structural_names
@@ -411,13 +412,7 @@ class TensorflowModel(Model[TensorflowVector]):
         key = ("predict", isinstance(inputs, list), tuple((t.dtype, shape_of(t)[1:]) for t in flat))
         func = self._fns.get(key)
         if func is None:
-            model, multi = self._model, key[1]
-
-            def predict(*args: tf.Tensor) -> tf.Tensor:
-                return model(list(args) if multi else args[0], training=False)
-
-            specs = [tf.TensorSpec([None, *t.shape[1:]], t.dtype) for t in flat]
-            func = self._fns[key] = tf.function(predict).get_concrete_function(*specs)
+            func = self._fns[key] = predict_graph(self._model, key[1], flat)
         return func(*flat)
 
     def loss_function(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:

@@ -11,31 +11,24 @@ import numpy as np
 import torch
 
 from flwr_declearn.data import Batch
-from flwr_declearn.model._clipping import ClipOps, clip_and_average
+from flwr_declearn.model._clipping import clip_and_average
 from flwr_declearn.model._model_utils import require_pickle_permission, split_batch
 from flwr_declearn.model.api import Model
 from flwr_declearn.model.torch._device import AutoDeviceModule
 from flwr_declearn.model.torch._naming import canonical_names as build_canonical_names
 from flwr_declearn.model.torch._naming import permute
+from flwr_declearn.model.torch._samplewise import (
+    TORCH_CLIP_OPS,
+    LossFn,
+    samplewise,
+    samplewise_grads_fn,
+)
 from flwr_declearn.model.torch._vector import TorchVector, select_device
 from flwr_declearn.utils import DevicePolicy, get_device_policy, register_type
 
 __all__ = ["TorchModel"]
 
-LossFn = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
 TorchBatch = tuple[tuple[torch.Tensor, ...], torch.Tensor | None, torch.Tensor | None]
-
-
-def _samplewise(s_loss: torch.Tensor) -> torch.Tensor:
-    """Average a loss tensor over all but its first (batch) axis."""
-    if s_loss.ndim == 1:
-        return s_loss
-    if s_loss.ndim == 0:
-        raise ValueError(
-            "The loss function returned a scalar: it must return sample-wise values "
-            "(e.g. a torch loss module with reduction='none')."
-        )
-    return s_loss.reshape(s_loss.shape[0], -1).mean(dim=1)
 
 
 class TorchModel(Model[TorchVector]):
@@ -219,7 +212,7 @@ class TorchModel(Model[TorchVector]):
         trainable = self._trainable()
         for _, param in trainable:
             param.grad = None
-        s_loss = _samplewise(self._loss_fn(self._model(*inputs), y_true))
+        s_loss = samplewise(self._loss_fn(self._model(*inputs), y_true))
         loss = (s_loss * s_wght).mean() if s_wght is not None else s_loss.mean()
         loss.backward()
         self._loss_history.append(loss.detach())
@@ -248,7 +241,7 @@ class TorchModel(Model[TorchVector]):
         with_y = y_true is not None
         grads_fn = self._samplewise_fns.get(with_y)
         if grads_fn is None:
-            grads_fn = _samplewise_grads_fn(self._model, self._loss_fn, with_y)
+            grads_fn = samplewise_grads_fn(self._model, self._loss_fn, with_y)
             self._samplewise_fns[with_y] = grads_fn
         try:
             grads, s_loss = grads_fn(params, frozen, inputs, y_true)
@@ -259,7 +252,7 @@ class TorchModel(Model[TorchVector]):
                 f"in training mode, do not support 'max_norm'. Original error: {exc}"
             ) from exc
         with torch.no_grad():
-            out, loss = clip_and_average(grads, s_loss, s_wght, max_norm, _TORCH_CLIP_OPS)
+            out, loss = clip_and_average(grads, s_loss, s_wght, max_norm, TORCH_CLIP_OPS)
             self._loss_history.append(loss)
         if self._canon is not None:
             out = self._canon.to_canonical(out, permute)
@@ -308,7 +301,7 @@ class TorchModel(Model[TorchVector]):
     def loss_function(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
             s_loss = self._loss_fn(self._tensor(y_pred), self._tensor(y_true))
-            return _samplewise(s_loss).cpu().numpy()
+            return samplewise(s_loss).cpu().numpy()
 
     # -- internals -------------------------------------------------------------------------------
 
@@ -341,18 +334,6 @@ class TorchModel(Model[TorchVector]):
 register_type(TorchModel, name="TorchModel", group="Model")
 
 
-_TORCH_CLIP_OPS = ClipOps(
-    row_sq_norms=lambda grads: grads.reshape(grads.shape[0], -1).square().sum(dim=1),
-    at_most_one=lambda values: torch.clamp(values, max=1.0),
-    sqrt=torch.sqrt,
-    mean=torch.mean,
-    like=lambda values, other: values.to(other.dtype),
-    n_rows=lambda values: int(values.shape[0]),
-    combine=lambda scale, grads: torch.tensordot(scale, grads, dims=1),
-)
-"""torch operations of `clip_and_average`."""
-
-
 def _torch_dump(obj: Any, what: str, as_bytes: bool = False) -> str | bytes:
     with io.BytesIO() as buffer:
         try:
@@ -369,24 +350,3 @@ def _torch_load(data: str | bytes, device: torch.device) -> Any:
     raw = data if isinstance(data, bytes) else bytes.fromhex(data)
     with io.BytesIO(raw) as buffer:
         return torch.load(buffer, map_location=device, weights_only=False)
-
-
-def _samplewise_grads_fn(
-    model: torch.nn.Module, loss_fn: LossFn, with_y: bool
-) -> Callable[..., tuple[dict[str, torch.Tensor], torch.Tensor]]:
-    """Build `f(params, frozen, inputs, y_true) -> (sample-wise grads, sample-wise losses)`."""
-
-    def sample_loss(
-        params: dict[str, torch.Tensor],
-        frozen: dict[str, torch.Tensor],
-        inputs: tuple[torch.Tensor, ...],
-        y_true: torch.Tensor | None,
-    ) -> torch.Tensor:
-        batched = tuple(x.unsqueeze(0) for x in inputs)
-        y_pred = torch.func.functional_call(model, (params, frozen), batched)
-        y_one = None if y_true is None else y_true.unsqueeze(0)
-        return _samplewise(loss_fn(y_pred, y_one)).sum()
-
-    grad_fn = torch.func.grad_and_value(sample_loss)
-    in_dims = (None, None, 0, 0 if with_y else None)
-    return torch.func.vmap(grad_fn, in_dims=in_dims, randomness="different")  # type: ignore[no-any-return]
