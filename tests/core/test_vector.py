@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from flwr_declearn.model.api import Vector, VectorNamesError, VectorSpecError, check_names
+from flwr_declearn.model.api._vector import as_numpy
 from flwr_declearn.model.numpy import NumpyVector
 from flwr_declearn.utils import json_dumps, json_loads
 
@@ -277,3 +278,13 @@ def test_operations_with_unsupported_operands_raise_type_error() -> None:
         vec + "text"  # type: ignore[operator]
     with pytest.raises(TypeError):
         vec * [1, 2]  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("vtype", VECTOR_TYPES, ids=lambda t: t.__name__)
+def test_as_numpy_converts_arrays_of_every_framework(vtype: type[Vector]) -> None:
+    array = np.arange(6, dtype="float32").reshape(2, 3)
+    value = vtype.unpack({"a": array}).coefs["a"]
+    out = as_numpy(value)
+    assert isinstance(out, np.ndarray) and out.dtype == array.dtype
+    np.testing.assert_array_equal(out, array)
+    np.testing.assert_array_equal(as_numpy([[1, 2], [3, 4]]), np.array([[1, 2], [3, 4]]))
