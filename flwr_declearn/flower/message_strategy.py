@@ -271,9 +271,19 @@ class DeclearnMessageStrategy(StrategyBase, Strategy):
     ) -> Result:
         """Run `num_rounds` rounds (see Flower's `Strategy.start`).
 
-        `initial_arrays` defaults to the strategy's global weights, `timeout`
-        to `round_timeout` (else one hour), and `evaluate_fn` to an adapter of
-        the strategy's own `evaluate_fn`.
+        `initial_arrays` defaults to the strategy's global weights. It may be
+        keyed by weight name (`global_weights`; a TorchModel's are its
+        `state_dict` keys, so `ArrayRecord(net.state_dict())` fits), or be
+        Flower's positional record of every weight in model order (keys "0",
+        "1", ..., as `ArrayRecord(list_of_ndarrays)` gives), checked against
+        the model's shapes. `timeout` defaults to `round_timeout` (else one
+        hour), and `evaluate_fn` to an adapter of the strategy's own
+        `evaluate_fn`.
+
+        Raises
+        ------
+        ValueError
+            If `initial_arrays` is neither, naming what to pass.
         """
         if evaluate_fn is None and self.evaluate_fn is not None:
             evaluate_fn = self._evaluate_arrays
@@ -281,13 +291,39 @@ class DeclearnMessageStrategy(StrategyBase, Strategy):
             timeout = 3600.0 if self.round_timeout is None else self.round_timeout
         return super().start(
             grid,
-            self.global_arrays() if initial_arrays is None else initial_arrays,
+            self.global_arrays() if initial_arrays is None else self._named(initial_arrays),
             num_rounds=num_rounds,
             timeout=timeout,
             train_config=train_config,
             evaluate_config=evaluate_config,
             evaluate_fn=evaluate_fn,
         )
+
+    def _named(self, arrays: ArrayRecord) -> ArrayRecord:
+        """`arrays` keyed by weight name: as given, or mapped from Flower's positional keys."""
+        model = self.core.get_weights()  # in model order
+        names, keys = list(model), list(arrays.keys())
+        if set(keys) == set(names):
+            return arrays
+        what = (
+            f"initial_arrays must be keyed by the model's weight names {names} (see "
+            "`strategy.global_weights`; for a TorchModel, the module's state_dict keys: "
+            f"ArrayRecord(net.state_dict())), or hold its {len(names)} weights in model order "
+            'with keys "0", "1", ... (ArrayRecord(list_of_ndarrays))'
+        )
+        if keys != [str(i) for i in range(len(keys))]:
+            raise ValueError(f"{what}; got keys {keys}.")
+        if len(keys) != len(names):
+            raise ValueError(f"{what}; got {len(keys)} positional arrays.")
+        shapes = [tuple(arrays[key].shape) for key in keys]
+        wrong = [
+            f'"{key}" {shape} for {name} {model[name].shape}'
+            for key, shape, name in zip(keys, shapes, names, strict=True)
+            if shape != model[name].shape
+        ]
+        if wrong:
+            raise ValueError(f"{what}; shapes differ: {', '.join(wrong)}.")
+        return ArrayRecord({name: arrays[key] for key, name in zip(keys, names, strict=True)})
 
     def _evaluate_arrays(self, server_round: int, arrays: ArrayRecord) -> MetricRecord | None:
         assert self.evaluate_fn is not None
