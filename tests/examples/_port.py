@@ -13,7 +13,7 @@ FENCE = re.compile(r"^```diff\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
 
 def port_diffs() -> list[str]:
-    """The diff blocks of README.md, in order: the server-only edit, then the client-side one's two."""
+    """README.md's diff blocks, in order: the server-only edit, then the client-side two."""
     diffs = FENCE.findall((REPO / "README.md").read_text())
     assert len(diffs) == 3, "README.md should hold the server-only diff and the client-side two"
     return diffs
