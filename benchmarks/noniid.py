@@ -23,12 +23,12 @@ over the last 5 rounds):
     FedProx (both)        mu        in {0.01, 0.1}
     adam, yogi (both)     eta       in {0.003, 0.01, 0.03}  (beta 0.9/0.99, tau = eps = 1e-3)
     FedAvgM / momentum    momentum  in {0.5, 0.9}           (server learning rate 1)
-    SCAFFOLD              server learning rate 1
+    SCAFFOLD              server learning rate (global step size) in {1, 1.5, 2}
     SCAFFOLD + adam       eta       in {0.003, 0.01, 0.03}
 
 Full participation runs each arm at its best partial-participation setting
 only (to fit the compute budget). On digits-a0.1 with partial participation,
-FedAvg (both) and SCAFFOLD (alone and + adam, at their best) run again with
+FedAvg (both), SCAFFOLD (at every grid point) and SCAFFOLD + adam (at its best) run again with
 `--seeds - 1` more seeds of the node sampling and batch order, and
 `summary.md` gives their rounds to 90% per seed.
 
@@ -96,6 +96,7 @@ from _fedtasks import TaskSpec
 TOLERANCE = 1e-6
 SEEDED_TASK = "digits-a0.1"
 SEEDED_ARMS = ("fedavg", "flower-fedavg", "scaffold", "scaffold+adam")
+SEEDED_GRID = ("scaffold",)  # every grid point of these arms gets the seed repeats
 TASKS = {
     "digits-a0.1": TaskSpec("digits", 30, 0.1),
     "digits-a1": TaskSpec("digits", 30, 1.0),
@@ -109,7 +110,7 @@ GRID: dict[str, list[dict[str, float]]] = {
     "flower-fedavg": [{}],
     "fedprox": [{"mu": 0.01}, {"mu": 0.1}],
     "flower-fedprox": [{"mu": 0.01}, {"mu": 0.1}],
-    "scaffold": [{"server_lr": 1.0}],
+    "scaffold": [{"server_lr": 1.0}, {"server_lr": 1.5}, {"server_lr": 2.0}],
     "adam": [{"eta": 0.003}, {"eta": 0.01}, {"eta": 0.03}],
     "flower-fedadam": [{"eta": 0.003}, {"eta": 0.01}, {"eta": 0.03}],
     "yogi": [{"eta": 0.003}, {"eta": 0.01}, {"eta": 0.03}],
@@ -256,8 +257,12 @@ class Plan:
                 for seed in range(1, self.seeds):
                     for arm in SEEDED_ARMS:
                         if arm in best_partial:
-                            params = best_partial[arm].spec.param
-                            yield dataclasses.replace(_spec(arm, params, task, 0.3, s), seed=seed)
+                            grid = (
+                                GRID[arm] if arm in SEEDED_GRID else [best_partial[arm].spec.param]
+                            )
+                            for params in grid:
+                                spec = _spec(arm, params, task, 0.3, s)
+                                yield dataclasses.replace(spec, seed=seed)
             for arm, best in best_partial.items():
                 keep = arm in ("fedavg", "flower-fedavg")
                 yield _spec(arm, best.spec.param, task, 1.0, s, keep=keep)
@@ -273,8 +278,9 @@ def _setting(result: RunResult) -> str:
 
 
 def seeds_table(results: list[RunResult], repeats: list[RunResult] | None = None) -> list[str]:
-    """Rounds to the target per seed of `SEEDED_ARMS` at their best (from the seed-0 runs of
-    `results`); the runs per seed come from `repeats` when given, else from `results`."""
+    """Rounds to the target per seed of `SEEDED_ARMS`: at their best (from the seed-0 runs of
+    `results`), and at every grid point for `SEEDED_GRID`'s arms; the runs per seed come from
+    `repeats` when given, else from `results`."""
     runs = [r for r in results if r.spec.task == TASKS[SEEDED_TASK] and r.spec.fraction < 1]
     best = best_by_arm([r for r in runs if r.spec.seed == 0])
     if repeats is not None:
@@ -285,22 +291,36 @@ def seeds_table(results: list[RunResult], repeats: list[RunResult] | None = None
     lines = [
         f"## {SEEDED_TASK}-partial: rounds to 90% by seed (sampling and batch order)",
         "",
-        "| arm | params | " + " | ".join(f"seed {s}" for s in seeds) + " | mean |",
-        "|---|---|" + "---|" * (len(seeds) + 1),
+        "| arm | params | " + " | ".join(f"seed {s}" for s in seeds) + " | mean | / FedAvg's |",
+        "|---|---|" + "---|" * (len(seeds) + 2),
     ]
+    rows: list[tuple[str, tuple[tuple[str, float], ...]]] = []
     for arm in SEEDED_ARMS:
-        if arm not in best:
-            continue
+        grid = [tuple(p.items()) for p in GRID[arm]] if arm in SEEDED_GRID else []
+        chosen = [best[arm].spec.params] if arm in best else []
+        for params in chosen + [p for p in grid if p not in chosen]:
+            if any((r.spec.arm, r.spec.params) == (arm, params) for r in runs):
+                rows.append((arm, params))
+    fedavg: list[int] = []
+    for arm, params in rows:
+        rounds = max(r.spec.rounds for r in runs if r.spec.arm == arm)
         reached = []
         for seed in seeds:
-            wanted = (seed, arm, best[arm].spec.params)
-            match = [r for r in runs if (r.spec.seed, r.spec.arm, r.spec.params) == wanted]
+            match = [
+                r for r in runs if (r.spec.seed, r.spec.arm, r.spec.params) == (seed, arm, params)
+            ]
             reached.append(rounds_to_target(match[0]) if match else None)
-        cells = [str(n) if n is not None else f"> {best[arm].spec.rounds}" for n in reached]
-        numbers = [n if n is not None else best[arm].spec.rounds + 1 for n in reached]
-        params = ", ".join(f"{k}={v:g}" for k, v in best[arm].spec.params) or "-"
+        cells = [str(n) if n is not None else f"> {rounds}" for n in reached]
+        numbers = [n if n is not None else rounds + 1 for n in reached]
+        if arm == "fedavg":
+            fedavg = numbers
+        shown = ", ".join(f"{k}={v:g}" for k, v in params) or "-"
         mean = f"{np.mean(numbers):.1f}" + ("" if all(n is not None for n in reached) else "+")
-        lines.append(f"| {arm} | {params} | " + " | ".join(cells) + f" | {mean} |")
+        ratio = "-"
+        if len(fedavg) == len(numbers):
+            per_seed = [n / f for n, f in zip(numbers, fedavg, strict=True)]
+            ratio = " / ".join(f"{r:.2f}" for r in per_seed) + f" (mean {np.mean(per_seed):.2f})"
+        lines.append(f"| {arm} | {shown} | " + " | ".join(cells) + f" | {mean} | {ratio} |")
     return [*lines, ""]
 
 
@@ -589,9 +609,10 @@ def seed_runs(out: Path, settings: Settings, seeds: int) -> list[RunResult]:
     task = TASKS[SEEDED_TASK]
     best = best_by_arm(read_csv(out / f"{SEEDED_TASK}-partial.csv"))
     plan = [
-        dataclasses.replace(_spec(arm, best[arm].spec.param, task, 0.3, settings), seed=seed)
+        dataclasses.replace(_spec(arm, params, task, 0.3, settings), seed=seed)
         for seed in range(seeds)
         for arm in SEEDED_ARMS
+        for params in (GRID[arm] if arm in SEEDED_GRID else [best[arm].spec.param])
     ]
     results: list[RunResult] = []
     warmup = dataclasses.replace(
