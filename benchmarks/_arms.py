@@ -162,6 +162,8 @@ class RoundCheck(NamedTuple):
     vs_flower: float  # ours vs Flower's twin on the same replies, from the same weights
     ours_vs_exact: float  # ours vs the float64 weighted mean of the replies (NaN: not a mean)
     flower_vs_exact: float  # Flower's twin vs that float64 mean
+    ours_rounded: float  # share of the weights equal to that mean rounded once (NaN: not a mean)
+    flower_rounded: float  # the same for Flower's twin
 
 
 @dataclasses.dataclass
@@ -383,6 +385,12 @@ def _max_abs(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> float:
     return max(float(np.max(np.abs(np.subtract(a[k], b[k], dtype=np.float64)))) for k in a)
 
 
+def _share_rounded(values: dict[str, np.ndarray], exact: dict[str, np.ndarray]) -> float:
+    """Share of the weights equal to the float64 `exact` rounded once to their dtype."""
+    same = sum(int(np.sum(v == exact[k].astype(v.dtype))) for k, v in values.items())
+    return same / sum(v.size for v in values.values())
+
+
 def attach_twin_check(strategy: Strategy, twin: Strategy, result: RunResult) -> None:
     """Make `twin` (a Flower strategy) aggregate every round's replies next to `strategy`.
 
@@ -414,14 +422,20 @@ def attach_twin_check(strategy: Strategy, twin: Strategy, result: RunResult) -> 
         ours, metrics = aggregate(server_round, replies)
         nan = float("nan")
         if ours is None or theirs is None:
-            result.checks[server_round] = RoundCheck(nan, nan, nan)
+            result.checks[server_round] = RoundCheck(nan, nan, nan, nan, nan)
             return ours, metrics
         mine, flower = _arrays(ours), _arrays(theirs)
-        exact_ours = exact_flower = nan
+        exact_ours = exact_flower = rounded_ours = rounded_flower = nan
         if type(twin) in (FedAvg, FedProx):  # a plain weighted mean
             exact = float64_mean([msg for msg in replies if not msg.has_error()])
             exact_ours, exact_flower = _max_abs(mine, exact), _max_abs(flower, exact)
-        result.checks[server_round] = RoundCheck(_max_abs(mine, flower), exact_ours, exact_flower)
+            rounded_ours, rounded_flower = (
+                _share_rounded(mine, exact),
+                _share_rounded(flower, exact),
+            )
+        result.checks[server_round] = RoundCheck(
+            _max_abs(mine, flower), exact_ours, exact_flower, rounded_ours, rounded_flower
+        )
         return ours, metrics
 
     strategy.configure_train = configure_train  # type: ignore[method-assign]

@@ -407,7 +407,8 @@ def equivalence(results: list[RunResult]) -> tuple[list[str], dict[str, list[dic
         "round). Trajectories: the two runs' global weights, each on its own replies.",
         "",
         "| setting | ours | Flower | params | same replies: max (worst round) "
-        "| vs float64 mean: ours / Flower | trajectories: max abs diff by round |",
+        "| vs the float64 mean: max abs, ours / Flower (share of weights rounded from it "
+        "exactly, mean over rounds) | trajectories: max abs diff by round |",
         "|---|---|---|---|---|---|---|",
     ]
     data: dict[str, list[dict[str, Any]]] = {"pairs": [], "noise": []}
@@ -421,7 +422,8 @@ def equivalence(results: list[RunResult]) -> tuple[list[str], dict[str, list[dic
             diffs = max_diff(res, index[key])
             rounds = list(range(1, res.spec.rounds + 1))
             checks = [res.checks.get(r) for r in rounds]
-            same = [c.vs_flower if c else float("nan") for c in checks]
+            nan = float("nan")
+            same = [c.vs_flower if c else nan for c in checks]
             exact = [
                 (c.ours_vs_exact, c.flower_vs_exact) if c else (float("nan"),) * 2 for c in checks
             ]
@@ -435,6 +437,8 @@ def equivalence(results: list[RunResult]) -> tuple[list[str], dict[str, list[dic
                     "same_replies": same,
                     "ours_vs_float64": [e[0] for e in exact],
                     "flower_vs_float64": [e[1] for e in exact],
+                    "ours_rounded_share": [c.ours_rounded if c else nan for c in checks],
+                    "flower_rounded_share": [c.flower_rounded if c else nan for c in checks],
                 }
             )
             worst_round = rounds[int(np.nanargmax(same))] if any(map(math.isfinite, same)) else 0
@@ -444,7 +448,13 @@ def equivalence(results: list[RunResult]) -> tuple[list[str], dict[str, list[dic
             )
             ours_x = _finite_max([e[0] for e in exact])
             flower_x = _finite_max([e[1] for e in exact])
-            exact_cell = "-" if math.isnan(ours_x) else f"{ours_x:.1e} / {flower_x:.1e}"
+            exact_cell = "-"
+            if not math.isnan(ours_x):
+                share_ours = np.nanmean(data["pairs"][-1]["ours_rounded_share"])
+                share_flower = np.nanmean(data["pairs"][-1]["flower_rounded_share"])
+                exact_cell = (
+                    f"{ours_x:.1e} / {flower_x:.1e} ({share_ours:.1%} / {share_flower:.1%})"
+                )
             hps = ", ".join(f"{k}={v:g}" for k, v in res.spec.params) or "-"
             lines.append(
                 f"| {_setting(res)} | {ours} | {flower} | {hps} | {same_cell} | {exact_cell} "

@@ -25,7 +25,8 @@ sum needs about 1-2; one copy per client would need about 100).
 Part "server" (in-process, no clients): the server steps of a round
 (`configure_train` + `aggregate_train`) of the small model for 10, 100 and
 1000 fabricated replies, ours (FedAvg config) vs Flower's FedAvg, without
-the simulation's noise.
+the simulation's noise, and the extra peak memory of `aggregate_train`
+(tracemalloc, one more round).
 
 Usage: python benchmarks/scale.py [--part sim|agg|server|all] [--rounds 5] [--repeats 5]
 """
@@ -393,8 +394,9 @@ def run_server_scaling(sampled: tuple[int, ...], repeats: int) -> list[str]:
         "Server steps per round, in-process (no Ray), logistic regression (610 weights), "
         f"{repeats} interleaved rounds:",
         "",
-        "| sampled | Flower FedAvg ms | ours (FedAvg) ms | ours per client ms | ours / Flower |",
-        "|---|---|---|---|---|",
+        "| sampled | Flower FedAvg ms | ours (FedAvg) ms | ours per client ms | ours / Flower "
+        "| aggregate extra KB: Flower / ours |",
+        "|---|---|---|---|---|---|",
     ]
     for n_clients in sampled:
         stats = time_server_rounds(initial, n_clients, repeats, n_distinct=n_clients)
@@ -404,9 +406,11 @@ def run_server_scaling(sampled: tuple[int, ...], repeats: int) -> list[str]:
         }
         ours, flower = total["ours-fedavg"], total["flower-fedavg"]
         ratio = statistics.median(ours) / statistics.median(flower)
+        extra = {arm: stats.extra_mb[arm] * 1024 for arm in stats.extra_mb}
         lines.append(
             f"| {n_clients} | {_span(flower)} | {_span(ours)} | "
-            f"{statistics.median(ours) * 1e3 / n_clients:.3f} | {ratio:.2f} |"
+            f"{statistics.median(ours) * 1e3 / n_clients:.3f} | {ratio:.2f} "
+            f"| {extra['flower-fedavg']:.0f} / {extra['ours-fedavg']:.0f} |"
         )
     return lines
 
