@@ -13,6 +13,9 @@ an evaluate reply `RecordDict({"metrics": MetricRecord})`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TypeVar
+
 __all__ = [
     "ARRAYS_KEY",
     "CONFIG_KEY",
@@ -28,7 +31,10 @@ __all__ = [
     "NUM_EXAMPLES_KEY",
     "STATE_KEY",
     "is_internal_key",
+    "public_entries",
 ]
+
+V = TypeVar("V")
 
 INTERNAL_PREFIX = "declearn."
 """Prefix of flwr_declearn's own entries in configs, metrics and `context.state`."""
@@ -68,3 +74,8 @@ NUM_EXAMPLES_KEY = "num-examples"
 def is_internal_key(key: str) -> bool:
     """Return whether `key` names a flwr_declearn entry (hidden from user metrics)."""
     return key.startswith(INTERNAL_PREFIX)
+
+
+def public_entries(entries: Mapping[str, V]) -> dict[str, V]:
+    """Return `entries` without flwr_declearn's own (those user metric functions never see)."""
+    return {key: val for key, val in entries.items() if not is_internal_key(key)}
