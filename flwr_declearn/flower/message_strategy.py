@@ -119,9 +119,18 @@ class DeclearnMessageStrategy(StrategyBase[ArrayRecord], Strategy):
         good = [msg for msg in replies if not msg.has_error()]
         return good, self._refuses_failures(server_round, len(failed))
 
-    def _sample(
-        self, grid: Grid, fraction: float, minimum: int, for_training: bool = True
+    def _select(
+        self,
+        arrays: ArrayRecord,
+        grid: Grid,
+        fraction: float,
+        minimum: int,
+        for_training: bool = True,
     ) -> list[int]:
+        """Adopt `arrays` and sample the round's nodes (none at `fraction` 0, as in Flower)."""
+        if fraction == 0.0:
+            return []
+        self._adopt(arrays)
         size = self._sample_count(
             lambda: len(list(grid.get_node_ids())),
             fraction,
@@ -129,8 +138,6 @@ class DeclearnMessageStrategy(StrategyBase[ArrayRecord], Strategy):
             self.min_available_nodes,
             for_training,
         )
-        if size < 1:
-            return []
         return random.sample(list(grid.get_node_ids()), size)
 
     def _messages(
@@ -177,10 +184,9 @@ class DeclearnMessageStrategy(StrategyBase[ArrayRecord], Strategy):
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
         """Sample nodes and build one train Message per node, with its own config and aux-vars."""
-        if self.fraction_train == 0.0:
+        node_ids = self._select(arrays, grid, self.fraction_train, self.min_train_nodes)
+        if not node_ids:
             return []
-        self._adopt(arrays)
-        node_ids = self._sample(grid, self.fraction_train, self.min_train_nodes)
         per_client = self.core.fit_configs(self._round(server_round), [str(n) for n in node_ids])
         configs = {node: {**config, **per_client[str(node)]} for node in node_ids}
         return self._messages(node_ids, arrays, configs, MessageType.TRAIN)
@@ -209,11 +215,8 @@ class DeclearnMessageStrategy(StrategyBase[ArrayRecord], Strategy):
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
         """Sample nodes and build one evaluate Message per node."""
-        if self.fraction_evaluate == 0.0:
-            return []
-        self._adopt(arrays)
-        node_ids = self._sample(
-            grid, self.fraction_evaluate, self.min_evaluate_nodes, for_training=False
+        node_ids = self._select(
+            arrays, grid, self.fraction_evaluate, self.min_evaluate_nodes, for_training=False
         )
         eval_config = self.core.evaluate_config(self._round(server_round))
         configs = {node: {**config, **eval_config} for node in node_ids}
