@@ -252,7 +252,11 @@ class StrategyBase(ABC, Generic[W]):
                 epsilon,
                 delta,
             )
-            metrics = {**metrics, "dp-epsilon": epsilon, "dp-delta": delta}
+            metrics = {
+                **metrics,
+                protocol.METRIC_DP_EPSILON: epsilon,
+                protocol.METRIC_DP_DELTA: delta,
+            }
         self._after_round()
         return metrics
 

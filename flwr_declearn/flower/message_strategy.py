@@ -271,7 +271,7 @@ class DeclearnMessageStrategy(StrategyBase[ArrayRecord], Strategy):
         if result is None:
             return None
         loss, metrics = result
-        return _metric_record({**metrics, "loss": float(loss)})
+        return _metric_record({**metrics, protocol.LOSS_KEY: float(loss)})
 
 
 def _metric_record(values: Mapping[str, Any]) -> MetricRecord:

@@ -27,7 +27,10 @@ __all__ = [
     "KEY_OPTIMIZER",
     "KEY_ROUND",
     "KEY_TRAIN_CONFIG",
+    "LOSS_KEY",
     "METRICS_KEY",
+    "METRIC_DP_DELTA",
+    "METRIC_DP_EPSILON",
     "NUM_EXAMPLES_KEY",
     "STATE_KEY",
     "is_internal_key",
@@ -69,6 +72,15 @@ DECLEARN_KEY = "declearn"
 """ConfigRecord of a train reply holding `KEY_AUX_VAR`."""
 NUM_EXAMPLES_KEY = "num-examples"
 """Metric holding a reply's example count (Flower's own message strategies read it too)."""
+LOSS_KEY = "loss"
+"""Metric holding an evaluation's loss (evaluate replies; the server-side evaluation record)."""
+
+# -- metrics the server reports (both APIs) -----------------------------------------------------
+
+METRIC_DP_EPSILON = "dp-epsilon"
+"""Fit metric: client-level DP epsilon spent so far (with `dp`)."""
+METRIC_DP_DELTA = "dp-delta"
+"""Fit metric: the delta of `METRIC_DP_EPSILON`."""
 
 
 def is_internal_key(key: str) -> bool:
