@@ -92,7 +92,12 @@ _CORE_OPTIONS = (
 
 
 class StrategyBase(ABC, Generic[W]):
-    """Constructor normalisation, round offset, checkpoints, sampling sizes and metric hooks.
+    """What both strategies do, whatever the Flower API.
+
+    Constructor checks, the round offset of a resumed run, checkpoints,
+    sample sizes and the wait for clients, `accept_failures`, the
+    transactional fit aggregation with its metric hook, the evaluation
+    average with its metric hook, and the server-side `evaluate_fn`.
 
     A subclass converts the global weights to and from its Flower API's form
     (`_encode_weights`, `_decode_weights`); the base keeps the encoded copy it
@@ -156,7 +161,7 @@ class StrategyBase(ABC, Generic[W]):
         """Return weights in the Flower API's form as arrays (by name or in wire order)."""
 
     def _flower_weights(self) -> W:
-        """The global weights in the Flower API's form, encoded once per round."""
+        """The global weights in the Flower API's form, encoded once after each change."""
         if self._sent is None:
             self._sent = self._encode_weights()
         return self._sent
