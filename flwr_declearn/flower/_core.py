@@ -350,9 +350,7 @@ class FederatedCore:
                 self.weights.get_weights(trainable=True),
                 self.limits,
             )
-        metrics = {
-            key: val for key, val in update.metrics.items() if not protocol.is_internal_key(key)
-        }
+        metrics = protocol.public_entries(update.metrics)
         return _ValidUpdate(str(update.client_id), weights, count, aux, metrics)
 
     def _aux_names(self) -> set[str]:
