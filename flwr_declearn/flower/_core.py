@@ -357,9 +357,7 @@ class FederatedCore:
                 "client must train with the client Optimizer the server sends (answer through "
                 "flwr_declearn.flower.handle_train), or drop those modules"
             )
-        metrics = {
-            key: val for key, val in update.metrics.items() if not protocol.is_internal_key(key)
-        }
+        metrics = protocol.public_entries(update.metrics)
         return _ValidUpdate(str(update.client_id), weights, count, aux, metrics)
 
     def _aux_names(self) -> set[str]:
