@@ -1,8 +1,10 @@
 """Time per `OptiModule.run` on a 1M-parameter TorchVector: ours vs declearn 2.9.1.
 
-Each module gets the same float32 gradients in both libraries. Calls are
-interleaved (ours, declearn, ours, ...) and the median of each side is
-reported with their ratio (goal: ours / declearn <= 1.0). With
+Each module gets the same float32 gradients in both libraries (each side its
+own copy, so that no side reads what another just brought into the CPU's
+cache). Calls are interleaved, the side that goes first changing each time,
+and the median of each side is reported with their ratio (goal: ours /
+declearn <= 1.0). With
 `--baseline REV`, a third arm runs this package as of git revision `REV`
 (extracted under another package name, imported in the same process), and
 `ours / baseline` compares our code with its own past on the same calls.
@@ -80,7 +82,11 @@ def _ours(package: str, name: str, config: dict[str, Any], grads: list[Any]) -> 
     module = module.from_specs(name, config)
     if name == "scaffold-client":
         module.process_aux_var({"state": vector(grads[-1]) * 0.5})
-    return module.run, [vector(g) for g in grads]
+    return module.run, [vector(_copy(g)) for g in grads]
+
+
+def _copy(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: t.clone() for k, t in tensors.items()}
 
 
 def _declearn(name: str, config: dict[str, Any], grads: list[Any]) -> Any:
@@ -90,7 +96,7 @@ def _declearn(name: str, config: dict[str, Any], grads: list[Any]) -> Any:
     module = OptiModule.from_specs(name, config)
     if name == "scaffold-client":
         module.process_aux_var(ScaffoldAuxVar(state=TorchVector(grads[-1]) * 0.5))
-    return module.run, [TorchVector(g) for g in grads]
+    return module.run, [TorchVector(_copy(g)) for g in grads]
 
 
 def main() -> None:
@@ -125,7 +131,9 @@ def main() -> None:
         gc.collect()
         gc.disable()  # no collector pauses inside timed calls
         for i in range(repeats):
-            for (run, inputs), spent in zip(arms, times, strict=True):
+            first = i % len(arms)
+            for j in [*range(first, len(arms)), *range(first)]:
+                (run, inputs), spent = arms[j], times[j]
                 start = time.perf_counter()
                 run(inputs[i % 4])
                 spent.append(time.perf_counter() - start)

@@ -203,7 +203,10 @@ class Backend:
     def run(
         self, step: Step, states: tuple[dict[str, Any], ...], grads: dict[str, Any], hyper: Hyper
     ) -> tuple[tuple[dict[str, Any], ...], dict[str, Any]]:
-        """Run `step` on dicts of arrays; return the new states' and the output's dicts."""
+        """Run `step` on dicts of arrays; return the new states' and the output's dicts.
+
+        Their keys come in the order of `grads`' keys.
+        """
         new, out = step(tuple(self.arrays(s) for s in states), self.arrays(grads), hyper)
         return tuple(n.data for n in new), out.data
 
@@ -234,6 +237,8 @@ def align(
     does; Vectors that cannot be combined raise its TypeError, and differing
     specs its `VectorSpecError` (`Vector.check_specs`).
     """
+    if all(type(s) is type(grads) and _same_layout(grads, s) for s in states):
+        return grads, states  # type: ignore[return-value]  # the usual case, checked fast
     ref: Vector = grads
     for state in states:
         if not isinstance(state, Vector) or type(state) is type(ref):

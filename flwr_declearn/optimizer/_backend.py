@@ -41,5 +41,4 @@ def run_step(
     gradients, aligned = align(gradients, states)
     vtype = type(gradients)
     new, out = backend_for(vtype).run(step, tuple(s.coefs for s in aligned), gradients.coefs, hyper)
-    keys = gradients.coefs  # in order: jax returns dicts sorted by key
-    return tuple(vtype({k: n[k] for k in keys}) for n in new), vtype({k: out[k] for k in keys})
+    return tuple(vtype(n) for n in new), vtype(out)

@@ -28,6 +28,15 @@ _FOREACH: dict[Any, Any] = {
 }
 
 
+def _operand(other: Any) -> Any:
+    """The other operand of a `_foreach` op: a list of tensors, a tensor or a python number."""
+    if isinstance(other, TorchArrays):
+        return list(other.data.values())
+    if type(other) in (int, float) or isinstance(other, torch.Tensor):
+        return other
+    return float(other)
+
+
 class TorchArrays(Arrays):
     """Arrays of torch tensors, with `torch._foreach_*` operators."""
 
@@ -38,20 +47,21 @@ class TorchArrays(Arrays):
 
     def _binary(self, other: Any, op: Callable[[Any, Any], Any], reflect: bool = False) -> Arrays:
         foreach = _FOREACH.get(op)
-        if foreach is None or reflect:
+        if foreach is None:
             return super()._binary(other, op, reflect)
-        if isinstance(other, TorchArrays):
-            other = list(other.data.values())
-        elif type(other) not in (int, float) and not isinstance(other, torch.Tensor):
-            other = float(other)
-        return self._wrap(foreach(list(self.data.values()), other))
+        values = list(self.data.values())
+        other = _operand(other)
+        if not reflect or op in (operator.add, operator.mul):  # commutative: exact as is
+            return self._wrap(foreach(values, other))
+        if isinstance(other, list):
+            return self._wrap(foreach(other, values))
+        # scalar - x = -x + scalar; scalar / x = (1 / x) * scalar, as torch's own `__rdiv__`
+        out = torch._foreach_neg(values) if op is operator.sub else torch._foreach_reciprocal(values)
+        (torch._foreach_add_ if op is operator.sub else torch._foreach_mul_)(out, other)
+        return self._wrap(out)
 
     def _inplace(self, other: Any, foreach_: Callable[..., None]) -> Arrays:
-        if isinstance(other, TorchArrays):
-            other = list(other.data.values())
-        elif type(other) not in (int, float) and not isinstance(other, torch.Tensor):
-            other = float(other)
-        foreach_(list(self.data.values()), other)
+        foreach_(list(self.data.values()), _operand(other))
         return self
 
     # In place, as Python's augmented assignments let mutable values be: steps use them
