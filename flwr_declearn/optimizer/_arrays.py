@@ -32,11 +32,7 @@ __all__ = [
     "Backend",
     "Hyper",
     "Step",
-    "addcmul",
     "align",
-    "axpy",
-    "ewma",
-    "ewma_squares",
     "zeros_like",
 ]
 
@@ -143,39 +139,32 @@ class Arrays:
         total = sum(self.ops.cast(self.ops.sum(a * a), first) for a in self.data.values())
         return self.ops.sqrt(total)
 
-    # Fused forms of frequent expressions, that fast backends override.
+    # Fused forms of frequent expressions: fast backends override them with fewer passes
+    # over memory and fewer temporaries; results agree to rounding.
 
     def ewma(self, x: Arrays, beta: Any) -> Arrays:
+        """`beta * self + (1 - beta) * x`."""
         return self * beta + x * (1.0 - beta)
 
     def ewma_squares(self, x: Arrays, beta: Any) -> Arrays:
+        """`beta * self + (1 - beta) * x ** 2`."""
         return self * beta + (x * x) * (1.0 - beta)
 
+    def yogi_ewma(self, x: Arrays, beta: Any) -> Arrays:
+        """`self - (1 - beta) * sign(self - x) * x`: Yogi's additive average (Zaheer et al., 2018)."""
+        return self.addcmul((self - x).sign(), x, beta - 1.0)
+
     def axpy(self, alpha: Any, y: Arrays) -> Arrays:
+        """`alpha * self + y`."""
         return self * alpha + y
 
     def addcmul(self, x: Arrays, y: Arrays, value: Any = 1.0) -> Arrays:
+        """`self + value * x * y`."""
         return self + (x * y) * value
 
-
-def ewma(state: Arrays, x: Arrays, beta: Any) -> Arrays:
-    """`beta * state + (1 - beta) * x` (one fused pass where the backend can)."""
-    return state.ewma(x, beta)
-
-
-def ewma_squares(state: Arrays, x: Arrays, beta: Any) -> Arrays:
-    """`beta * state + (1 - beta) * x ** 2` (one fused pass where the backend can)."""
-    return state.ewma_squares(x, beta)
-
-
-def addcmul(state: Arrays, x: Arrays, y: Arrays, value: Any = 1.0) -> Arrays:
-    """`state + value * x * y` (one fused pass where the backend can)."""
-    return state.addcmul(x, y, value)
-
-
-def axpy(alpha: Any, x: Arrays, y: Arrays) -> Arrays:
-    """`alpha * x + y` (one fused pass where the backend can)."""
-    return x.axpy(alpha, y)
+    def adaptive_scale(self, v: Arrays, eps: Any, div: Any = 1.0, v_div: Any = 1.0) -> Arrays:
+        """`(self / div) / (sqrt(v / v_div) + eps)`."""
+        return (self / div) / ((v / v_div).sqrt() + eps)
 
 
 Step = Callable[[tuple[Arrays, ...], Arrays, Hyper], tuple[tuple[Arrays, ...], Arrays]]

@@ -9,6 +9,7 @@ assignments (`x += y`) work in place. Operands these kernels do not take
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -26,6 +27,10 @@ _FOREACH: dict[Any, Any] = {
     operator.mul: torch._foreach_mul,
     operator.truediv: torch._foreach_div,
 }
+
+
+def _values(arrays: Arrays) -> list[torch.Tensor]:
+    return list(arrays.data.values())
 
 
 def _operand(other: Any) -> Any:
@@ -107,33 +112,38 @@ class TorchArrays(Arrays):
         return torch.linalg.vector_norm(torch.stack([n.to(norms[0].dtype) for n in norms]))
 
     def ewma(self, x: Arrays, beta: Any) -> Arrays:
-        if not isinstance(x, TorchArrays):
-            return super().ewma(x, beta)
-        weight = 1.0 - float(beta)
-        return self._wrap(
-            torch._foreach_lerp(list(self.data.values()), list(x.data.values()), weight)
-        )
+        return self._wrap(torch._foreach_lerp(_values(self), _values(x), 1.0 - float(beta)))
 
     def ewma_squares(self, x: Arrays, beta: Any) -> Arrays:
-        if not isinstance(x, TorchArrays):
-            return super().ewma_squares(x, beta)
-        out = torch._foreach_mul(list(self.data.values()), float(beta))
-        values = list(x.data.values())
-        torch._foreach_addcmul_(out, values, values, value=1.0 - float(beta))
+        out, xs = torch._foreach_mul(_values(self), float(beta)), _values(x)
+        torch._foreach_addcmul_(out, xs, xs, value=1.0 - float(beta))
         return self._wrap(out)
 
-    def addcmul(self, x: Arrays, y: Arrays, value: Any = 1.0) -> Arrays:
-        if not (isinstance(x, TorchArrays) and isinstance(y, TorchArrays)):
-            return super().addcmul(x, y, value)
-        values = list(self.data.values())
-        xs, ys = list(x.data.values()), list(y.data.values())
-        return self._wrap(torch._foreach_addcmul(values, xs, ys, value=float(value)))
+    def yogi_ewma(self, x: Arrays, beta: Any) -> Arrays:
+        values, xs = _values(self), _values(x)
+        out = torch._foreach_sub(values, xs)
+        torch._foreach_sign_(out)
+        for o, v, y in zip(out, values, xs, strict=True):
+            torch.addcmul(v, o, y, value=float(beta) - 1.0, out=o)
+        return self._wrap(out)
 
     def axpy(self, alpha: Any, y: Arrays) -> Arrays:
-        if not isinstance(y, TorchArrays):
-            return super().axpy(alpha, y)
-        values = list(self.data.values())
-        return self._wrap(torch._foreach_add(list(y.data.values()), values, alpha=float(alpha)))
+        return self._wrap(torch._foreach_add(_values(y), _values(self), alpha=float(alpha)))
+
+    def addcmul(self, x: Arrays, y: Arrays, value: Any = 1.0) -> Arrays:
+        out = torch._foreach_addcmul(_values(self), _values(x), _values(y), value=float(value))
+        return self._wrap(out)
+
+    def adaptive_scale(self, v: Arrays, eps: Any, div: Any = 1.0, v_div: Any = 1.0) -> Arrays:
+        den = torch._foreach_sqrt(_values(v))  # the only temporary, and the output
+        if v_div != 1.0:
+            torch._foreach_div_(den, math.sqrt(v_div))
+        torch._foreach_add_(den, float(eps))
+        if div != 1.0:
+            torch._foreach_mul_(den, float(div))
+        for x, d in zip(self.data.values(), den, strict=True):
+            torch.div(x, d, out=d)
+        return self._wrap(den)
 
 
 class TorchBackend(Backend):

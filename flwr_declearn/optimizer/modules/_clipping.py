@@ -12,16 +12,14 @@ __all__ = ["L2Clipping", "L2GlobalClipping"]
 
 
 def clip_each(states: tuple[Arrays, ...], g: Arrays, h: Hyper) -> Any:
-    max_norm = h["max_norm"]
-    return (), g * (max_norm / g.norms().maximum(max_norm))
+    return (), g / (g.norms() / h["max_norm"]).maximum(1.0)  # g_k / max(1, ||g_k|| / c)
 
 
 def clip_global(states: tuple[Arrays, ...], g: Arrays, h: Hyper) -> Any:
     if not g.data:
         return (), g
     norm = g.norm()
-    max_norm = g.ops.cast(h["max_norm"], norm)
-    return (), g * (max_norm / g.ops.maximum(norm, max_norm))
+    return (), g / g.ops.maximum(norm / g.ops.cast(h["max_norm"], norm), 1.0)
 
 
 class _Clipping(OptiModule, register=False):

@@ -5,22 +5,21 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from flwr_declearn.model.api import Vector
-from flwr_declearn.optimizer._arrays import Arrays, Hyper, axpy, ewma
+from flwr_declearn.optimizer._arrays import Arrays, Hyper
 from flwr_declearn.optimizer._checks import check_beta
-from flwr_declearn.optimizer.modules._adaptive import yogi_ewma
 from flwr_declearn.optimizer.modules._api import OptiModule
 
 __all__ = ["EWMAModule", "MomentumModule", "YogiMomentumModule"]
 
 
 def heavy_ball(states: tuple[Arrays, ...], g: Arrays, h: Hyper) -> Any:
-    v = axpy(h["beta"], states[0], g)
+    v = states[0].axpy(h["beta"], g)  # beta * v + g
     return (v,), v
 
 
 def nesterov_momentum(states: tuple[Arrays, ...], g: Arrays, h: Hyper) -> Any:
-    v = axpy(h["beta"], states[0], g)
-    return (v,), axpy(h["beta"], v, g)
+    v = states[0].axpy(h["beta"], g)
+    return (v,), v.axpy(h["beta"], g)
 
 
 class MomentumModule(OptiModule):
@@ -56,12 +55,12 @@ class MomentumModule(OptiModule):
 
 
 def moving_average(states: tuple[Arrays, ...], g: Arrays, h: Hyper) -> Any:
-    s = ewma(states[0], g, h["beta"])
+    s = states[0].ewma(g, h["beta"])
     return (s,), s
 
 
 def yogi_average(states: tuple[Arrays, ...], g: Arrays, h: Hyper) -> Any:
-    s = yogi_ewma(states[0], g, h["beta"])
+    s = states[0].yogi_ewma(g, h["beta"])
     return (s,), s
 
 
