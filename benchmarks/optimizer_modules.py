@@ -60,7 +60,7 @@ def _gradients(n_sets: int) -> list[dict[str, torch.Tensor]]:
 
 
 def _baseline_package(rev: str) -> str:
-    """Extract `flwr_declearn` as of git `rev` as package `flwr_declearn_baseline`; return its name."""
+    """Extract `flwr_declearn` at git `rev` as package `flwr_declearn_baseline`; return its name."""
     root = Path(__file__).resolve().parents[1]
     tar = subprocess.run(
         ["git", "-C", str(root), "archive", rev, "flwr_declearn"], capture_output=True, check=True

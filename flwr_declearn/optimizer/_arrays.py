@@ -151,7 +151,7 @@ class Arrays:
         return self * beta + (x * x) * (1.0 - beta)
 
     def yogi_ewma(self, x: Arrays, beta: Any) -> Arrays:
-        """`self - (1 - beta) * sign(self - x) * x`: Yogi's additive average (Zaheer et al., 2018)."""
+        """`self - (1 - beta) * sign(self - x) * x` (Yogi's additive average)."""
         return self.addcmul((self - x).sign(), x, beta - 1.0)
 
     def axpy(self, alpha: Any, y: Arrays) -> Arrays:
@@ -196,8 +196,8 @@ class Backend:
 
         Their keys come in the order of `grads`' keys.
         """
-        new, out = step(tuple(self.arrays(s) for s in states), self.arrays(grads), hyper)
-        return tuple(n.data for n in new), out.data
+        new, out = step(tuple([self.arrays(s) for s in states]), self.arrays(grads), hyper)
+        return tuple([n.data for n in new]), out.data
 
     def scalar_array(self, values: list[float]) -> Any:
         """Turn python floats into one 1-d float64 argument of a compiled function."""
@@ -226,8 +226,6 @@ def align(
     does; Vectors that cannot be combined raise its TypeError, and differing
     specs its `VectorSpecError` (`Vector.check_specs`).
     """
-    if all(type(s) is type(grads) and _same_layout(grads, s) for s in states):
-        return grads, states  # type: ignore[return-value]  # the usual case, checked fast
     ref: Vector = grads
     for state in states:
         if not isinstance(state, Vector) or type(state) is type(ref):
@@ -258,13 +256,11 @@ def _same_layout(ref: Vector, vec: Vector) -> bool:
     """Fast check: same names in the same order, same shapes and dtypes (`.shape`, `.dtype`)."""
     if ref is vec:
         return True
-    if list(ref.coefs) != list(vec.coefs):
+    if len(ref.coefs) != len(vec.coefs):
         return False
-    others = vec.coefs
     try:
-        for key, val in ref.coefs.items():
-            oth = others[key]
-            if val.shape != oth.shape or val.dtype != oth.dtype:
+        for (key, val), (okey, oth) in zip(ref.coefs.items(), vec.coefs.items(), strict=True):
+            if key != okey or val.shape != oth.shape or val.dtype != oth.dtype:
                 return False
     except AttributeError:  # not an array: let `check_specs` judge
         return False

@@ -60,9 +60,12 @@ class TorchArrays(Arrays):
             return self._wrap(foreach(values, other))
         if isinstance(other, list):
             return self._wrap(foreach(other, values))
-        # scalar - x = -x + scalar; scalar / x = (1 / x) * scalar, as torch's own `__rdiv__`
-        out = torch._foreach_neg(values) if op is operator.sub else torch._foreach_reciprocal(values)
-        (torch._foreach_add_ if op is operator.sub else torch._foreach_mul_)(out, other)
+        if op is operator.sub:  # scalar - x = -x + scalar
+            out = torch._foreach_neg(values)
+            torch._foreach_add_(out, other)
+        else:  # scalar / x = (1 / x) * scalar, as torch's own `__rdiv__`
+            out = torch._foreach_reciprocal(values)
+            torch._foreach_mul_(out, other)
         return self._wrap(out)
 
     def _inplace(self, other: Any, foreach_: Callable[..., None]) -> Arrays:
