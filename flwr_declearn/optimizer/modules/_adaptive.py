@@ -52,9 +52,6 @@ class AdaGradModule(OptiModule):
     def hyper(self) -> dict[str, float]:
         return {"eps": self.eps}
 
-    def get_config(self) -> dict[str, Any]:
-        return {"eps": self.eps, "round_reset": self.round_reset}
-
 
 class RMSPropModule(OptiModule):
     """RMSProp (Tieleman & Hinton, 2012): scale by the root of an EWMA of squared gradients.
@@ -77,9 +74,6 @@ class RMSPropModule(OptiModule):
 
     def hyper(self) -> dict[str, float]:
         return {"beta": self.beta, "eps": self.eps}
-
-    def get_config(self) -> dict[str, Any]:
-        return {"beta": self.beta, "eps": self.eps, "round_reset": self.round_reset}
 
 
 def adam(states: tuple[Arrays, ...], g: Arrays, h: Hyper, yogi: bool, amsgrad: bool) -> Any:
@@ -161,15 +155,6 @@ class AdamModule(OptiModule):
         if self.round_reset:
             self.steps = 0
             self.momentum = self.velocity = self.vmax = None
-
-    def get_config(self) -> dict[str, Any]:
-        return {
-            "beta_1": self.beta_1,
-            "beta_2": self.beta_2,
-            "amsgrad": self.amsgrad,
-            "eps": self.eps,
-            "round_reset": self.round_reset,
-        }
 
     def get_state(self) -> dict[str, Any]:
         return {

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 from flwr_declearn.model.api import Vector
 from flwr_declearn.optimizer._arrays import Step
 from flwr_declearn.optimizer._backend import run_step
-from flwr_declearn.optimizer._checks import required_state, vector_or_none
+from flwr_declearn.optimizer._checks import init_config, required_state, vector_or_none
 from flwr_declearn.utils import create_types_registry
 from flwr_declearn.utils._plugin import RegisteredPlugin
 
@@ -116,7 +116,7 @@ class OptiModule(RegisteredPlugin, metaclass=ABCMeta, register=False):
 
     def get_config(self) -> dict[str, Any]:
         """Return the JSON-serializable keyword arguments that rebuild this module."""
-        return {}
+        return init_config(self)
 
     def get_state(self) -> dict[str, Any]:
         """Return the module's inner state (JSON-able via `to_jsonable`)."""

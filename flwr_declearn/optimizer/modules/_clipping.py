@@ -31,9 +31,6 @@ class _Clipping(OptiModule, register=False):
     def hyper(self) -> dict[str, float]:
         return {"max_norm": self.max_norm}
 
-    def get_config(self) -> dict[str, Any]:
-        return {"max_norm": self.max_norm}
-
 
 class L2Clipping(_Clipping):
     """Clip each gradient array to an L2 norm of at most `max_norm` (> 0).

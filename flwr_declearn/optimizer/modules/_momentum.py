@@ -50,9 +50,6 @@ class MomentumModule(OptiModule):
     def hyper(self) -> dict[str, float]:
         return {"beta": self.beta}
 
-    def get_config(self) -> dict[str, Any]:
-        return {"beta": self.beta, "nesterov": self.nesterov, "round_reset": self.round_reset}
-
 
 def moving_average(states: tuple[Arrays, ...], g: Arrays, h: Hyper) -> Any:
     s = states[0].ewma(g, h["beta"])
@@ -82,9 +79,6 @@ class EWMAModule(OptiModule):
 
     def hyper(self) -> dict[str, float]:
         return {"beta": self.beta}
-
-    def get_config(self) -> dict[str, Any]:
-        return {"beta": self.beta, "round_reset": self.round_reset}
 
 
 class YogiMomentumModule(EWMAModule):

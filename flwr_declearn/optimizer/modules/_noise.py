@@ -95,9 +95,6 @@ class NoiseModule(OptiModule, register=False):
             warnings.filterwarnings("ignore", ".*densif.*")  # sparse tf gradients
             return gradients + NumpyVector(noise)
 
-    def get_config(self) -> dict[str, Any]:
-        return {"safe_mode": self.safe_mode, "seed": self.seed}
-
     def get_state(self) -> dict[str, Any]:
         return {"rng": None if self._rng is None else self._rng.bit_generator.state}
 
@@ -142,6 +139,3 @@ class GaussianNoiseModule(NoiseModule):
         noise = self._rng.standard_normal(size=shape)
         noise *= self.std
         return noise  # type: ignore[no-any-return]
-
-    def get_config(self) -> dict[str, Any]:
-        return {"std": self.std, **super().get_config()}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from flwr_declearn.optimizer.schedulers._api import Scheduler
 from flwr_declearn.optimizer.schedulers._decay import _positive_int
@@ -47,14 +47,6 @@ class CosineAnnealing(Scheduler):
         if index >= self.duration:
             return self.base
         return _cosine(self.base, self.max_lr, index, self.duration)
-
-    def get_config(self) -> dict[str, Any]:
-        return {
-            **super().get_config(),
-            "max_lr": self.max_lr,
-            "duration": self.duration,
-            "step_level": self.step_level,
-        }
 
 
 class CosineAnnealingWarmRestarts(Scheduler):
@@ -100,12 +92,3 @@ class CosineAnnealingWarmRestarts(Scheduler):
     def compute_value(self, step: int, round_: int) -> float:
         cycle, index = divmod(step if self.step_level else round_, self.period)
         return _cosine(self.base, self.max_lr * self.t_mult**cycle, index, self.period)
-
-    def get_config(self) -> dict[str, Any]:
-        return {
-            **super().get_config(),
-            "max_lr": self.max_lr,
-            "period": self.period,
-            "t_mult": self.t_mult,
-            "step_level": self.step_level,
-        }

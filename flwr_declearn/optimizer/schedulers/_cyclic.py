@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from flwr_declearn.optimizer.schedulers._api import Scheduler
 from flwr_declearn.optimizer.schedulers._decay import _positive_int
@@ -49,14 +49,6 @@ class CyclicTriangular(Scheduler):
             scale /= 2 ** (step // (2 * self.stepsize))
         return self.base + scale * (self.max_lr - self.base)
 
-    def get_config(self) -> dict[str, Any]:
-        return {
-            **super().get_config(),
-            "max_lr": self.max_lr,
-            "stepsize": self.stepsize,
-            "decay": self.decay,
-        }
-
 
 class CyclicExpRange(Scheduler):
     """Triangular cycles whose bounds both decay by `decay ** t` ('exp_range' policy).
@@ -87,11 +79,3 @@ class CyclicExpRange(Scheduler):
         factor = self.decay**step
         low, high = self.base * factor, self.max_lr * factor
         return low + _triangle(step, self.stepsize) * (high - low)  # type: ignore[no-any-return]
-
-    def get_config(self) -> dict[str, Any]:
-        return {
-            **super().get_config(),
-            "max_lr": self.max_lr,
-            "stepsize": self.stepsize,
-            "decay": self.decay,
-        }

@@ -35,9 +35,6 @@ class _RateDecay(Scheduler, register=False):
     def _index(self, step: int, round_: int) -> int:
         return step if self.step_level else round_
 
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "rate": self.rate, "step_level": self.step_level}
-
 
 class ExponentialDecay(_RateDecay):
     """`base * rate ** t`.
@@ -120,9 +117,6 @@ class PiecewiseDecay(_RateDecay):
     def compute_value(self, step: int, round_: int) -> float:
         return self.base * self.rate ** (self._index(step, round_) // self.step_size)
 
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "step_size": self.step_size}
-
 
 class PolynomialDecay(Scheduler):
     """`base * (1 - min(t / limit, 1)) ** power`: reaches 0 at `t = limit`.
@@ -150,11 +144,3 @@ class PolynomialDecay(Scheduler):
     def compute_value(self, step: int, round_: int) -> float:
         index = step if self.step_level else round_
         return self.base * (1 - min(index / self.limit, 1)) ** self.power  # type: ignore[no-any-return]
-
-    def get_config(self) -> dict[str, Any]:
-        return {
-            **super().get_config(),
-            "power": self.power,
-            "limit": self.limit,
-            "step_level": self.step_level,
-        }
