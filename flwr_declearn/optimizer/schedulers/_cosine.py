@@ -1,4 +1,7 @@
-"""Cosine annealing, with or without warm restarts (SGDR, Loshchilov & Hutter, 2016)."""
+"""Cosine annealing, with or without warm restarts (SGDR, Loshchilov & Hutter, 2016).
+
+`t` is the step index, or the round index if `step_level` is False.
+"""
 
 from __future__ import annotations
 
@@ -19,19 +22,8 @@ def _cosine(base: float, max_lr: float, index: int, duration: int) -> float:
 class CosineAnnealing(Scheduler):
     """Cosine annealing from `max_lr` down to `base` over `duration`, then `base`.
 
-        value(t) = base + (max_lr - base) * (1 + cos(pi * t / duration)) / 2   if t < duration
-                   base                                                        otherwise
-
-    Parameters
-    ----------
-    base:
-        Final (minimum) value.
-    max_lr:
-        Initial (maximum) value.
-    duration:
-        Number of steps (or rounds) of the annealing.
-    step_level:
-        Whether `t` counts steps (else rounds).
+    value(t) = base + (max_lr - base) * (1 + cos(pi * t / duration)) / 2   if t < duration
+               base                                                        otherwise
     """
 
     name: ClassVar[str] = "cosine-annealing"
@@ -58,19 +50,6 @@ class CosineAnnealingWarmRestarts(Scheduler):
 
     With `step_level=False`, both the cycle and the position in it count
     rounds (declearn 2.9.1 takes the cycle from steps even then).
-
-    Parameters
-    ----------
-    base:
-        Minimum value, approached at the end of each cycle.
-    max_lr:
-        Value at the start of the first cycle.
-    period:
-        Length of each cycle, in steps (or rounds).
-    t_mult:
-        Factor applied to the peak value at each restart.
-    step_level:
-        Whether `t` counts steps (else rounds).
     """
 
     name: ClassVar[str] = "cosine-annealing-warm-restarts"

@@ -22,17 +22,6 @@ class CyclicTriangular(Scheduler):
 
     with `cycle = t // (2 * stepsize)` ('triangular' policy, or
     'triangular2' if `decay`, as in `torch.optim.lr_scheduler.CyclicLR`).
-
-    Parameters
-    ----------
-    base:
-        Minimum value.
-    max_lr:
-        Maximum value.
-    stepsize:
-        Number of steps of each half-cycle.
-    decay:
-        Whether to halve the amplitude after each cycle.
     """
 
     name: ClassVar[str] = "cyclic-triangular"
@@ -53,18 +42,7 @@ class CyclicTriangular(Scheduler):
 class CyclicExpRange(Scheduler):
     """Triangular cycles whose bounds both decay by `decay ** t` ('exp_range' policy).
 
-        value(t) = decay**t * (base + (max_lr - base) * triangle(t))
-
-    Parameters
-    ----------
-    base:
-        Minimum value (before decay).
-    max_lr:
-        Maximum value (before decay).
-    stepsize:
-        Number of steps of each half-cycle.
-    decay:
-        Factor applied to both bounds at each step.
+    value(t) = decay**t * (base + (max_lr - base) * triangle(t))
     """
 
     name: ClassVar[str] = "cyclic-exp-range"
