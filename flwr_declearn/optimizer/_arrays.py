@@ -58,6 +58,13 @@ class ArrayOps:
         return scalar if type(scalar) in (int, float) else float(scalar)
 
 
+def _operator(op: Callable[[Any, Any], Any], reflect: bool = False) -> Callable[..., Arrays]:
+    def method(self: Arrays, other: Any) -> Arrays:
+        return self._binary(other, op, reflect)
+
+    return method
+
+
 class Arrays:
     """Named arrays with element-wise algebra (`+ - * /`, `sqrt`, `sign`, `maximum`, norms).
 
@@ -88,34 +95,10 @@ class Arrays:
             return self._new({k: op(cast(other, a), a) for k, a in self.data.items()})
         return self._new({k: op(a, cast(other, a)) for k, a in self.data.items()})
 
-    def __add__(self, other: Any) -> Arrays:
-        return self._binary(other, operator.add)
-
-    def __radd__(self, other: Any) -> Arrays:
-        return self._binary(other, operator.add, reflect=True)
-
-    def __sub__(self, other: Any) -> Arrays:
-        return self._binary(other, operator.sub)
-
-    def __rsub__(self, other: Any) -> Arrays:
-        return self._binary(other, operator.sub, reflect=True)
-
-    def __mul__(self, other: Any) -> Arrays:
-        return self._binary(other, operator.mul)
-
-    def __rmul__(self, other: Any) -> Arrays:
-        return self._binary(other, operator.mul, reflect=True)
-
-    def __truediv__(self, other: Any) -> Arrays:
-        return self._binary(other, operator.truediv)
-
-    def __rtruediv__(self, other: Any) -> Arrays:
-        return self._binary(other, operator.truediv, reflect=True)
-
-    def __pow__(self, other: Any) -> Arrays:
-        if type(other) is float and other == 0.5:
-            return self.sqrt()
-        return self._binary(other, operator.pow)
+    __add__, __radd__ = _operator(operator.add), _operator(operator.add, True)
+    __sub__, __rsub__ = _operator(operator.sub), _operator(operator.sub, True)
+    __mul__, __rmul__ = _operator(operator.mul), _operator(operator.mul, True)
+    __truediv__, __rtruediv__ = _operator(operator.truediv), _operator(operator.truediv, True)
 
     def __neg__(self) -> Arrays:
         return self._new({k: -a for k, a in self.data.items()})

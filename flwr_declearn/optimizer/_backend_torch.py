@@ -1,10 +1,11 @@
 """Torch backend: `Arrays` whose operators are `torch._foreach_*` kernels (one dispatch each).
 
 Each operator processes all the tensors of a step at once, as `torch.optim`
-does; `ewma`, `ewma_squares`, `addcmul` and `axpy` take fused passes
-(`_foreach_lerp`, `_foreach_addcmul`, `_foreach_add(alpha=)`), and augmented
-assignments (`x += y`) work in place. Operands these kernels do not take
-(e.g. 0-d tensors per name) go through the generic key-by-key operators.
+does. The fused forms (`ewma`, `adaptive_scale`...) take one or two passes
+and allocate only their output (temporaries are computed into it), and
+augmented assignments (`x += y`) work in place: on a 1M-parameter model each
+big allocation costs about as much as a pass, in page faults. Reflected
+operators (`2.0 - x`) go through the generic key-by-key ones.
 """
 
 from __future__ import annotations
@@ -42,6 +43,14 @@ def _operand(other: Any) -> Any:
     return float(other)
 
 
+def _inplace(foreach_: Callable[..., None]) -> Callable[..., Arrays]:
+    def method(self: Arrays, other: Any) -> Arrays:
+        foreach_(_values(self), _operand(other))
+        return self
+
+    return method
+
+
 class TorchArrays(Arrays):
     """Arrays of torch tensors, with `torch._foreach_*` operators."""
 
@@ -52,49 +61,16 @@ class TorchArrays(Arrays):
 
     def _binary(self, other: Any, op: Callable[[Any, Any], Any], reflect: bool = False) -> Arrays:
         foreach = _FOREACH.get(op)
-        if foreach is None:
+        if foreach is None or reflect:
             return super()._binary(other, op, reflect)
-        values = list(self.data.values())
-        other = _operand(other)
-        if not reflect or op in (operator.add, operator.mul):  # commutative: exact as is
-            return self._wrap(foreach(values, other))
-        if isinstance(other, list):
-            return self._wrap(foreach(other, values))
-        if op is operator.sub:  # scalar - x = -x + scalar
-            out = torch._foreach_neg(values)
-            torch._foreach_add_(out, other)
-        else:  # scalar / x = (1 / x) * scalar, as torch's own `__rdiv__`
-            out = torch._foreach_reciprocal(values)
-            torch._foreach_mul_(out, other)
-        return self._wrap(out)
-
-    def _inplace(self, other: Any, foreach_: Callable[..., None]) -> Arrays:
-        foreach_(list(self.data.values()), _operand(other))
-        return self
+        return self._wrap(foreach(_values(self), _operand(other)))
 
     # In place, as Python's augmented assignments let mutable values be: steps use them
     # only on values they computed themselves, and save an allocation per use.
-
-    def __iadd__(self, other: Any) -> Arrays:
-        return self._inplace(other, torch._foreach_add_)
-
-    def __isub__(self, other: Any) -> Arrays:
-        return self._inplace(other, torch._foreach_sub_)
-
-    def __imul__(self, other: Any) -> Arrays:
-        return self._inplace(other, torch._foreach_mul_)
-
-    def __itruediv__(self, other: Any) -> Arrays:
-        return self._inplace(other, torch._foreach_div_)
-
-    def __ipow__(self, other: Any) -> Arrays:
-        if other == 0.5:
-            torch._foreach_sqrt_(list(self.data.values()))
-            return self
-        return self._inplace(other, torch._foreach_pow_)
-
-    def __neg__(self) -> Arrays:
-        return self._wrap(torch._foreach_neg(list(self.data.values())))
+    __iadd__ = _inplace(torch._foreach_add_)
+    __isub__ = _inplace(torch._foreach_sub_)
+    __imul__ = _inplace(torch._foreach_mul_)
+    __itruediv__ = _inplace(torch._foreach_div_)
 
     def sqrt(self) -> Arrays:
         return self._wrap(torch._foreach_sqrt(list(self.data.values())))
