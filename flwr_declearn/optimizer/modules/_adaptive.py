@@ -43,14 +43,12 @@ class AdaGradModule(OptiModule):
     name: ClassVar[str] = "adagrad"
     step = staticmethod(adagrad)
     state_names = ("state",)
+    hyper_names = ("eps",)
 
     def __init__(self, eps: float = 1e-7, round_reset: bool = False) -> None:
         self.eps = check_positive(eps, "eps", strict=False)
         self.round_reset = bool(round_reset)
         self.state: Vector | None = None
-
-    def hyper(self) -> dict[str, float]:
-        return {"eps": self.eps}
 
 
 class RMSPropModule(OptiModule):
@@ -65,15 +63,13 @@ class RMSPropModule(OptiModule):
     name: ClassVar[str] = "rmsprop"
     step = staticmethod(rmsprop)
     state_names = ("state",)
+    hyper_names = ("beta", "eps")
 
     def __init__(self, beta: float = 0.9, eps: float = 1e-7, round_reset: bool = False) -> None:
         self.beta = check_beta(beta)
         self.eps = check_positive(eps, "eps", strict=False)
         self.round_reset = bool(round_reset)
         self.state: Vector | None = None
-
-    def hyper(self) -> dict[str, float]:
-        return {"beta": self.beta, "eps": self.eps}
 
 
 def adam(states: tuple[Arrays, ...], g: Arrays, h: Hyper, yogi: bool, amsgrad: bool) -> Any:

@@ -66,9 +66,12 @@ class OptiModule(RegisteredPlugin, metaclass=ABCMeta, register=False):
     round_reset: bool = False
     """Whether `on_round_start` resets the states (and counters) to their start."""
 
+    hyper_names: tuple[str, ...] = ()
+    """Attributes holding the step's scalars (what `hyper` returns by default)."""
+
     def hyper(self) -> dict[str, float]:
         """Return the scalars of the next step, by name."""
-        return {}
+        return {name: getattr(self, name) for name in self.hyper_names}
 
     @property
     def fusable(self) -> bool:

@@ -25,11 +25,10 @@ def clip_global(states: tuple[Arrays, ...], g: Arrays, h: Hyper) -> Any:
 class _Clipping(OptiModule, register=False):
     """Stateless clipping to `max_norm` (> 0)."""
 
+    hyper_names = ("max_norm",)
+
     def __init__(self, max_norm: float = 1.0) -> None:
         self.max_norm = check_positive(max_norm, "max_norm")
-
-    def hyper(self) -> dict[str, float]:
-        return {"max_norm": self.max_norm}
 
 
 class L2Clipping(_Clipping):

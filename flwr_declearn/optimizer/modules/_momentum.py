@@ -37,6 +37,7 @@ class MomentumModule(OptiModule):
 
     name: ClassVar[str] = "momentum"
     state_names = ("velocity",)
+    hyper_names = ("beta",)
 
     def __init__(
         self, beta: float = 0.9, nesterov: bool = False, round_reset: bool = False
@@ -46,9 +47,6 @@ class MomentumModule(OptiModule):
         self.round_reset = bool(round_reset)
         self.step = nesterov_momentum if self.nesterov else heavy_ball
         self.velocity: Vector | None = None
-
-    def hyper(self) -> dict[str, float]:
-        return {"beta": self.beta}
 
 
 def moving_average(states: tuple[Arrays, ...], g: Arrays, h: Hyper) -> Any:
@@ -71,14 +69,12 @@ class EWMAModule(OptiModule):
     name: ClassVar[str] = "ewma"
     step = staticmethod(moving_average)
     state_names = ("state",)
+    hyper_names = ("beta",)
 
     def __init__(self, beta: float = 0.9, round_reset: bool = False) -> None:
         self.beta = check_beta(beta)
         self.round_reset = bool(round_reset)
         self.state: Vector | None = None
-
-    def hyper(self) -> dict[str, float]:
-        return {"beta": self.beta}
 
 
 class YogiMomentumModule(EWMAModule):
