@@ -105,6 +105,7 @@ class AdamModule(OptiModule):
     """
 
     name: ClassVar[str] = "adam"
+    hyper_names = ("beta_1", "beta_2", "eps")
     yogi: ClassVar[bool] = False
     """Whether `v_t` follows Yogi's additive rule (see `YogiModule`)."""
 
@@ -133,15 +134,9 @@ class AdamModule(OptiModule):
         return not self.amsgrad  # AMSGrad stays on the eager path, as documented and tested
 
     def hyper(self) -> dict[str, float]:
-        t = self.steps + 1
-        bias_1, bias_2 = 1.0 - self.beta_1**t, 1.0 - self.beta_2**t
-        return {
-            "beta_1": self.beta_1,
-            "beta_2": self.beta_2,
-            "eps": self.eps,
-            "bias_1": bias_1,
-            "bias_2": bias_2,
-        }
+        t = self.steps + 1  # bias corrections of step t
+        bias = {"bias_1": 1.0 - self.beta_1**t, "bias_2": 1.0 - self.beta_2**t}
+        return {**super().hyper(), **bias}
 
     def advance(self, states: tuple[Vector, ...]) -> None:
         super().advance(states)
