@@ -149,6 +149,17 @@ class Arrays:
         """`(self / div) / (sqrt(v / v_div) + eps)`."""
         return (self / div) / ((v / v_div).sqrt() + eps)
 
+    def clip_each(self, max_norm: Any) -> Arrays:
+        """`x / max(1, ||x||_2 / max_norm)` for each array `x`."""
+        return self / (self.norms() / max_norm).maximum(1.0)
+
+    def clip_all(self, max_norm: Any) -> Arrays:
+        """`self / max(1, ||self||_2 / max_norm)`, with the norm of all arrays together."""
+        if not self.data:
+            return self
+        norm = self.norm()
+        return self / self.ops.maximum(norm / self.ops.cast(max_norm, norm), 1.0)
+
 
 Step = Callable[[tuple[Arrays, ...], Arrays, Hyper], tuple[tuple[Arrays, ...], Arrays]]
 """A module's pure step: `(states, gradients, hyper) -> (new_states, output)`."""

@@ -124,6 +124,25 @@ class TorchArrays(Arrays):
             torch.div(x, d, out=d)
         return self._wrap(den)
 
+    # Clipping reads the norms of CPU tensors as python floats (there is no device to wait
+    # for), then scales each array by `min(1, max_norm / norm)`: one `_foreach_mul` in all.
+
+    def clip_each(self, max_norm: Any) -> Arrays:
+        values, norms = _values(self), torch._foreach_norm(_values(self))
+        if any(n.device.type != "cpu" for n in norms):
+            return super().clip_each(max_norm)
+        scales = [min(float(max_norm) / float(n), 1.0) if n else 1.0 for n in norms]
+        return self._wrap(torch._foreach_mul(values, scales))
+
+    def clip_all(self, max_norm: Any) -> Arrays:
+        values, norms = _values(self), torch._foreach_norm(_values(self))
+        if not values or any(n.device.type != "cpu" for n in norms):
+            return super().clip_all(max_norm)
+        norm = math.sqrt(math.fsum(float(n) ** 2 for n in norms))
+        return self._wrap(
+            torch._foreach_mul(values, min(float(max_norm) / norm, 1.0) if norm else 1.0)
+        )
+
 
 class TorchBackend(Backend):
     """Steps run eagerly on `TorchArrays`."""

@@ -12,14 +12,11 @@ __all__ = ["L2Clipping", "L2GlobalClipping"]
 
 
 def clip_each(states: tuple[Arrays, ...], g: Arrays, h: Hyper) -> Any:
-    return (), g / (g.norms() / h["max_norm"]).maximum(1.0)  # g_k / max(1, ||g_k|| / c)
+    return (), g.clip_each(h["max_norm"])  # g_k / max(1, ||g_k|| / max_norm), for each k
 
 
 def clip_global(states: tuple[Arrays, ...], g: Arrays, h: Hyper) -> Any:
-    if not g.data:
-        return (), g
-    norm = g.norm()
-    return (), g / g.ops.maximum(norm / g.ops.cast(h["max_norm"], norm), 1.0)
+    return (), g.clip_all(h["max_norm"])  # g / max(1, ||g|| / max_norm)
 
 
 class _Clipping(OptiModule, register=False):
