@@ -50,10 +50,9 @@ class ArrayOps:
         self.sum = vector_type._sum
 
     def cast(self, scalar: Any, like: Any) -> Any:
-        """Return `scalar` usable in arithmetic with `like`, keeping `like`'s dtype.
+        """Return `scalar` (a number, or a 0-d array such as a norm) as a python number.
 
-        Python numbers keep an array's dtype in every framework; a 0-d array
-        (e.g. a norm) becomes one.
+        Python numbers keep an array's dtype in arithmetic, in every framework.
         """
         return scalar if type(scalar) in (int, float) else float(scalar)
 

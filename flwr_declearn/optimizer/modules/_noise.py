@@ -81,12 +81,12 @@ class NoiseModule(OptiModule, register=False):
         """Sample a float64 noise array of a given shape."""
 
     def run(self, gradients: Vector) -> Vector:
-        for key, dtype in gradients.dtypes().items():
+        dtypes = gradients.dtypes()
+        for key, dtype in dtypes.items():
             if not np.issubdtype(_numpy_dtype(dtype), np.floating):
                 raise TypeError(
                     f"{type(self).__name__} cannot add noise to '{key}' of dtype {dtype}."
                 )
-        dtypes = gradients.dtypes()
         noise = {
             key: self._sample_noise(shape).astype(dtypes[key], copy=False)
             for key, shape in gradients.shapes().items()
@@ -108,20 +108,13 @@ class NoiseModule(OptiModule, register=False):
 
 
 class GaussianNoiseModule(NoiseModule):
-    """Add centered Gaussian noise of standard deviation `std` to gradients.
+    """Add centered Gaussian noise of standard deviation `std` (>= 0) to gradients.
 
         out = g + N(0, std**2 I)
 
     In safe mode, noise comes from `secure_standard_normal`; otherwise
     from `numpy.random.default_rng(seed).normal` (same draws as declearn's
-    module for the same seed).
-
-    Parameters
-    ----------
-    std:
-        Standard deviation of the noise (>= 0).
-    safe_mode, seed:
-        See `NoiseModule`.
+    module for the same seed). `safe_mode` and `seed`: see `NoiseModule`.
     """
 
     name: ClassVar[str] = "gaussian-noise"
