@@ -16,9 +16,11 @@ Run: `python benchmarks/optimizer_modules.py [--repeats N] [--only adam yogi ...
 from __future__ import annotations
 
 import argparse
+import atexit
 import gc
 import importlib
 import io
+import shutil
 import statistics
 import subprocess
 import sys
@@ -66,6 +68,7 @@ def _baseline_package(rev: str) -> str:
         ["git", "-C", str(root), "archive", rev, "flwr_declearn"], capture_output=True, check=True
     ).stdout
     tmp = Path(tempfile.mkdtemp(prefix="baseline-"))
+    atexit.register(shutil.rmtree, tmp, True)
     with tarfile.open(fileobj=io.BytesIO(tar)) as archive:
         archive.extractall(tmp, filter="data")
     name = "flwr_declearn_baseline"
