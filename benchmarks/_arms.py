@@ -36,6 +36,18 @@ Arms and their hyper-parameters (`params`):
     momentum          ours, server "momentum"      server_lr, momentum
     scaffold+adam     ours, SCAFFOLD + server adam eta
     adam-as-fedadam   ours, adam mapped onto FedAdam exactly (beta_2 0, eps = tau, steps from 1)
+
+Reference arms (Flower's FedAvg with plain clients; the floor of float32 noise):
+
+    flower-fedavg-permuted   Flower FedAvg aggregating the replies in a shuffled order
+    fedavg-float64           FedAvg with the weighted mean summed in float64, rounded once
+
+Twin check (`RunSpec.keep_weights` runs of an arm in `FLOWER_TWIN`): at every
+round, the Flower strategy the arm maps onto aggregates the very replies our
+strategy aggregates, from the same global weights (and, for FedAvgM / FedAdam,
+its own momenta, fed the same replies every round); `RunResult.checks` holds
+max |ours - Flower's| per round, and for the plain means the distance of each
+from the float64 mean of those replies.
 """
 
 from __future__ import annotations
@@ -46,15 +58,16 @@ import random
 import time
 import traceback
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 from _fedtasks import TaskSpec, build_model, build_module, evaluate_state, load_split
-from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.strategy import FedAdam, FedAvg, FedAvgM, FedProx, FedYogi, Strategy
+from flwr.serverapp.strategy.fedopt import FedOpt
 from flwr.simulation import run_simulation
 
 from flwr_declearn.flower import DeclearnClient, DeclearnMessageStrategy, make_client_app
@@ -62,8 +75,11 @@ from flwr_declearn.optimizer import Optimizer
 
 __all__ = [
     "FLOWER_ARMS",
+    "FLOWER_TWIN",
     "OUR_ARMS",
+    "REFERENCE_ARMS",
     "STATE_BYTES",
+    "RoundCheck",
     "RunResult",
     "RunSpec",
     "build_strategy",
@@ -91,6 +107,14 @@ OUR_ARMS = (
     "scaffold+adam",
     "adam-as-fedadam",
 )
+REFERENCE_ARMS = ("flower-fedavg-permuted", "fedavg-float64")
+# Our arm -> the Flower strategy computing the same thing (checked round by round).
+FLOWER_TWIN = {
+    "fedavg": "flower-fedavg",
+    "fedprox": "flower-fedprox",
+    "adam-as-fedadam": "flower-fedadam",
+    "momentum": "flower-fedavgm",
+}
 ADAM_BETAS = (0.9, 0.99)
 ADAM_TAU = 1e-3
 
@@ -123,13 +147,23 @@ class RunSpec:
     def client_config(self) -> dict[str, Any]:
         return {
             TAG: self.run_id,
-            "bench.flower": self.arm in FLOWER_ARMS,
+            "bench.flower": self.arm in FLOWER_ARMS + REFERENCE_ARMS,
             "bench.lr": self.client_lr,
             "bench.batch_size": self.batch_size,
             "bench.steps": self.local_steps,
             "bench.seed": self.seed,
             **self.task.to_config(),
         }
+
+
+class RoundCheck(NamedTuple):
+    """One round of the twin check: max abs differences over all weights."""
+
+    vs_flower: float  # ours vs Flower's twin on the same replies, from the same weights
+    ours_vs_exact: float  # ours vs the float64 weighted mean of the replies (NaN: not a mean)
+    flower_vs_exact: float  # Flower's twin vs that float64 mean
+    ours_rounded: float  # share of the weights equal to that mean rounded once (NaN: not a mean)
+    flower_rounded: float  # the same for Flower's twin
 
 
 @dataclasses.dataclass
@@ -140,6 +174,7 @@ class RunResult:
     accuracy: dict[int, float] = dataclasses.field(default_factory=dict)
     loss: dict[int, float] = dataclasses.field(default_factory=dict)
     weights: dict[int, dict[str, np.ndarray]] = dataclasses.field(default_factory=dict)
+    checks: dict[int, RoundCheck] = dataclasses.field(default_factory=dict)
     seconds: float = 0.0
     error: str | None = None
 
@@ -297,6 +332,116 @@ def fedadam_mapped_adam(eta: float, tau: float) -> Optimizer:
     return optim
 
 
+def _arrays(record: ArrayRecord) -> dict[str, np.ndarray]:
+    return {key: array.numpy() for key, array in record.items()}
+
+
+def float64_mean(replies: list[Message]) -> dict[str, np.ndarray]:
+    """The weighted mean of the replies' arrays, summed in float64 (not rounded)."""
+    counts = [float(msg.content["metrics"]["num-examples"]) for msg in replies]  # type: ignore[arg-type]
+    total = sum(counts)
+    out: dict[str, np.ndarray] = {}
+    for msg, count in zip(replies, counts, strict=True):
+        for key, value in _arrays(msg.content["arrays"]).items():
+            term = value.astype(np.float64) * (count / total)
+            out[key] = out[key] + term if key in out else term
+    return out
+
+
+class PermutedFedAvg(FedAvg):
+    """Flower's FedAvg, fed the replies in a shuffled (seeded) order: only the float32
+    summation order differs from FedAvg's."""
+
+    def __init__(self, seed: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._rng = random.Random(seed)  # private: the node sampling draws from `random`
+
+    def aggregate_train(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        replies = list(replies)
+        self._rng.shuffle(replies)
+        return super().aggregate_train(server_round, replies)
+
+
+class Float64FedAvg(FedAvg):
+    """FedAvg with the weighted mean summed in float64 and rounded once to the weights' dtype."""
+
+    def aggregate_train(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        replies = [msg for msg in replies if not msg.has_error()]
+        arrays, metrics = super().aggregate_train(server_round, replies)
+        if arrays is None:
+            return arrays, metrics
+        dtypes = {key: value.dtype for key, value in _arrays(arrays).items()}
+        mean = float64_mean(replies)
+        return ArrayRecord({k: Array(v.astype(dtypes[k])) for k, v in mean.items()}), metrics
+
+
+def _max_abs(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> float:
+    if set(a) != set(b):
+        raise ValueError(f"weight names differ: {sorted(a)} vs {sorted(b)}")
+    return max(float(np.max(np.abs(np.subtract(a[k], b[k], dtype=np.float64)))) for k in a)
+
+
+def _share_rounded(values: dict[str, np.ndarray], exact: dict[str, np.ndarray]) -> float:
+    """Share of the weights equal to the float64 `exact` rounded once to their dtype."""
+    same = sum(int(np.sum(v == exact[k].astype(v.dtype))) for k, v in values.items())
+    return same / sum(v.size for v in values.values())
+
+
+def attach_twin_check(strategy: Strategy, twin: Strategy, result: RunResult) -> None:
+    """Make `twin` (a Flower strategy) aggregate every round's replies next to `strategy`.
+
+    At each round the twin starts from the global weights `strategy` was
+    given (FedAvgM's and FedOpt's `current_arrays` are set to them; their
+    momenta are their own, fed the same replies every round), so that the
+    difference is one round's, without the drift of two trajectories.
+    `result.checks[round]` gets the differences (NaN if a side aggregated
+    nothing).
+    """
+    start: dict[str, ArrayRecord] = {}
+    configure, aggregate = strategy.configure_train, strategy.aggregate_train
+
+    def configure_train(
+        server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        start["arrays"] = arrays
+        return configure(server_round, arrays, config, grid)
+
+    def aggregate_train(
+        server_round: int, replies: Iterable[Message]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        replies = list(replies)
+        if isinstance(twin, FedAvgM):
+            twin.current_arrays = start["arrays"]
+        elif isinstance(twin, FedOpt):
+            twin.current_arrays = _arrays(start["arrays"])
+        theirs, _ = twin.aggregate_train(server_round, replies)
+        ours, metrics = aggregate(server_round, replies)
+        nan = float("nan")
+        if ours is None or theirs is None:
+            result.checks[server_round] = RoundCheck(nan, nan, nan, nan, nan)
+            return ours, metrics
+        mine, flower = _arrays(ours), _arrays(theirs)
+        exact_ours = exact_flower = rounded_ours = rounded_flower = nan
+        if type(twin) in (FedAvg, FedProx):  # a plain weighted mean
+            exact = float64_mean([msg for msg in replies if not msg.has_error()])
+            exact_ours, exact_flower = _max_abs(mine, exact), _max_abs(flower, exact)
+            rounded_ours, rounded_flower = (
+                _share_rounded(mine, exact),
+                _share_rounded(flower, exact),
+            )
+        result.checks[server_round] = RoundCheck(
+            _max_abs(mine, flower), exact_ours, exact_flower, rounded_ours, rounded_flower
+        )
+        return ours, metrics
+
+    strategy.configure_train = configure_train  # type: ignore[method-assign]
+    strategy.aggregate_train = aggregate_train  # type: ignore[method-assign]
+
+
 def build_strategy(spec: RunSpec) -> Strategy:
     """The arm's server strategy, sampling `spec.fraction` of the nodes."""
     n_clients = spec.task.n_clients
@@ -308,6 +453,10 @@ def build_strategy(spec: RunSpec) -> Strategy:
     }
     p = spec.param
     b1, b2 = ADAM_BETAS
+    if spec.arm == "flower-fedavg-permuted":
+        return PermutedFedAvg(seed=spec.seed, **sampling)  # type: ignore[arg-type]
+    if spec.arm == "fedavg-float64":
+        return Float64FedAvg(**sampling)  # type: ignore[arg-type]
     if spec.arm in FLOWER_ARMS:
         if spec.arm == "flower-fedavg":
             return FedAvg(**sampling)  # type: ignore[arg-type]
@@ -437,6 +586,9 @@ def run_one(grid: Grid, spec: RunSpec) -> RunResult:
     try:
         random.seed(spec.seed)
         strategy = build_strategy(spec)
+        if spec.keep_weights and spec.arm in FLOWER_TWIN:
+            twin = build_strategy(dataclasses.replace(spec, arm=FLOWER_TWIN[spec.arm]))
+            attach_twin_check(strategy, twin, result)
         module = build_module(spec.task.kind, spec.task.seed)
         strategy.start(
             grid,

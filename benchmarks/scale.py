@@ -25,9 +25,14 @@ sum needs about 1-2; one copy per client would need about 100).
 Part "server" (in-process, no clients): the server steps of a round
 (`configure_train` + `aggregate_train`) of the small model for 10, 100 and
 1000 fabricated replies, ours (FedAvg config) vs Flower's FedAvg, without
-the simulation's noise.
+the simulation's noise, and the extra peak memory of `aggregate_train`
+(tracemalloc, one more round).
 
-Usage: python benchmarks/scale.py [--part sim|agg|server|all] [--rounds 5] [--repeats 5]
+Part "memory" (in-process): the extra peak memory of `aggregate_train` for
+10, 100 and 1000 replies of a 100K-parameter model, ours vs Flower's FedAvg,
+to tell what grows with the model from what grows with the replies.
+
+Usage: python benchmarks/scale.py [--part sim|agg|server|memory|all] [--rounds 5] [--repeats 5]
 """
 
 from __future__ import annotations
@@ -393,8 +398,9 @@ def run_server_scaling(sampled: tuple[int, ...], repeats: int) -> list[str]:
         "Server steps per round, in-process (no Ray), logistic regression (610 weights), "
         f"{repeats} interleaved rounds:",
         "",
-        "| sampled | Flower FedAvg ms | ours (FedAvg) ms | ours per client ms | ours / Flower |",
-        "|---|---|---|---|---|",
+        "| sampled | Flower FedAvg ms | ours (FedAvg) ms | ours per client ms | ours / Flower "
+        "| aggregate extra KB: Flower / ours |",
+        "|---|---|---|---|---|---|",
     ]
     for n_clients in sampled:
         stats = time_server_rounds(initial, n_clients, repeats, n_distinct=n_clients)
@@ -404,16 +410,44 @@ def run_server_scaling(sampled: tuple[int, ...], repeats: int) -> list[str]:
         }
         ours, flower = total["ours-fedavg"], total["flower-fedavg"]
         ratio = statistics.median(ours) / statistics.median(flower)
+        extra = {arm: stats.extra_mb[arm] * 1024 for arm in stats.extra_mb}
         lines.append(
             f"| {n_clients} | {_span(flower)} | {_span(ours)} | "
-            f"{statistics.median(ours) * 1e3 / n_clients:.3f} | {ratio:.2f} |"
+            f"{statistics.median(ours) * 1e3 / n_clients:.3f} | {ratio:.2f} "
+            f"| {extra['flower-fedavg']:.0f} / {extra['ours-fedavg']:.0f} |"
+        )
+    return lines
+
+
+def run_memory(sampled: tuple[int, ...], n_params: int) -> list[str]:
+    """Extra peak memory of `aggregate_train` by sampled clients, for a model of `n_params`."""
+    rng = np.random.default_rng(0)
+    initial = {
+        "w": rng.normal(0, 0.1, (n_params // 10 - 1, 10)).astype(np.float32),
+        "b": np.zeros(10, dtype=np.float32),
+    }
+    model_kb = sum(v.nbytes for v in initial.values()) / 1024
+    lines = [
+        f"Extra peak memory of aggregate_train (tracemalloc), a {model_kb:.0f} KB model "
+        "(float32), fabricated replies:",
+        "",
+        "| sampled | Flower FedAvg KB (model sizes) | ours KB (model sizes) | "
+        "one copy per client would be KB |",
+        "|---|---|---|---|",
+    ]
+    for n_clients in sampled:
+        extra = time_server_rounds(initial, n_clients, repeats=1).extra_mb
+        flower, ours = extra["flower-fedavg"] * 1024, extra["ours-fedavg"] * 1024
+        lines.append(
+            f"| {n_clients} | {flower:.0f} ({flower / model_kb:.1f}) | "
+            f"{ours:.0f} ({ours / model_kb:.1f}) | {n_clients * model_kb:.0f} |"
         )
     return lines
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--part", choices=("sim", "agg", "server", "all"), default="all")
+    parser.add_argument("--part", choices=("sim", "agg", "server", "memory", "all"), default="all")
     parser.add_argument(
         "--rounds", type=int, default=5, help="sim: rounds (the first warms up, the last is traced)"
     )
@@ -428,6 +462,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.part in ("server", "all"):
         lines += run_server_scaling(tuple(args.sampled), args.repeats)
         print("\n".join(lines), flush=True)
+    if args.part in ("memory", "all"):
+        memory_lines = run_memory(tuple(args.sampled), 100_000)
+        print("\n".join(memory_lines), flush=True)
+        lines += ["", *memory_lines]
     if args.part in ("agg", "all"):
         agg_lines = run_agg(args.clients, args.repeats)
         print("\n".join(agg_lines), flush=True)

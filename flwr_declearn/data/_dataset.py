@@ -344,7 +344,12 @@ def _select_features(data: Any, f_cols: list[int] | list[str] | None, used: list
         raise TypeError("'f_cols' of non-DataFrame data must be column positions.")
     if is_sparse(data):
         return data.tocsc()[:, cols]
-    return np.asarray(data)[:, np.asarray(cols, dtype=np.int64)]
+    array = np.asarray(data)
+    if array.ndim < 2:
+        raise ValueError(f"'f_cols' selects columns, but 'data' has {array.ndim} dimension(s).")
+    if any(not -array.shape[1] <= c < array.shape[1] for c in cols):
+        raise ValueError(f"'f_cols' {cols} out of range for {array.shape[1]} column(s).")
+    return array[:, np.asarray(cols, dtype=np.int64)]
 
 
 def _savable(value: Any) -> Any:

@@ -5,19 +5,21 @@ from __future__ import annotations
 import math
 import os
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Mapping, Sequence
 from logging import INFO, WARNING
 from pathlib import Path
-from typing import Any, Literal, Required, TypedDict, Unpack
+from typing import Any, Generic, Literal, NamedTuple, Required, TypedDict, TypeVar, Unpack
 
 import numpy as np
 from flwr.common import MetricsAggregationFn, Scalar, log
 
-from flwr_declearn.flower import aggregation
+from flwr_declearn.flower import aggregation, protocol
 from flwr_declearn.flower._core import (
     ClientUpdate,
     ErrorPolicy,
     FederatedCore,
+    WeightsPayload,
     build_core,
     client_order,
 )
@@ -28,10 +30,24 @@ from flwr_declearn.flower.server_dp import ServerDP
 from flwr_declearn.model.api import Model, Vector
 from flwr_declearn.optimizer import Optimizer
 
-__all__ = ["ServerEvaluateFn", "StrategyBase", "StrategyOptions"]
+__all__ = ["EvaluationResult", "ServerEvaluateFn", "StrategyBase", "StrategyOptions"]
+
+W = TypeVar("W")
+"""The global weights in a Flower API's form (`Parameters`, `ArrayRecord`)."""
 
 ServerEvaluateFn = Callable[[int, dict[str, np.ndarray]], tuple[float, dict[str, Scalar]] | None]
 """`(server_round, {name: global weight}) -> (loss, metrics) | None`."""
+
+
+class EvaluationResult(NamedTuple):
+    """One client's evaluation result, as received (checked by `_aggregate_evaluation`)."""
+
+    client_id: str
+    num_examples: Any
+    loss: Any
+    metrics: Mapping[str, Any]
+    fault: str | None = None
+    """Why the result could not be read (it is then skipped)."""
 
 
 class StrategyOptions(TypedDict, total=False):
@@ -75,8 +91,17 @@ _CORE_OPTIONS = (
 )
 
 
-class StrategyBase:
-    """Constructor normalisation, round offset, checkpoints, sampling sizes and metric hooks.
+class StrategyBase(ABC, Generic[W]):
+    """What both strategies do, whatever the Flower API.
+
+    Constructor checks, the round offset of a resumed run, checkpoints,
+    sample sizes and the wait for clients, `accept_failures`, the
+    transactional fit aggregation with its metric hook, the evaluation
+    average with its metric hook, and the server-side `evaluate_fn`.
+
+    A subclass converts the global weights to and from its Flower API's form
+    (`_encode_weights`, `_decode_weights`); the base keeps the encoded copy it
+    sent, so that weights Flower hands back unchanged are not decoded again.
 
     Parameters
     ----------
@@ -123,8 +148,33 @@ class StrategyBase:
         self.round_timeout: float | None = timeout
         self._round_offset = 0
         self._sample_rate = 1.0
+        self._sent: W | None = None
 
     # -- global state ----------------------------------------------------------------------------
+
+    @abstractmethod
+    def _encode_weights(self) -> W:
+        """Return the core's global weights in the Flower API's form."""
+
+    @abstractmethod
+    def _decode_weights(self, weights: W) -> WeightsPayload:
+        """Return weights in the Flower API's form as arrays (by name or in wire order)."""
+
+    def _flower_weights(self) -> W:
+        """The global weights in the Flower API's form, encoded once after each change."""
+        if self._sent is None:
+            self._sent = self._encode_weights()
+        return self._sent
+
+    def _adopt(self, weights: W) -> None:
+        """Make `weights` the global weights, unless they are the ones this strategy sent."""
+        if weights is self._sent:
+            return
+        self.core.set_weights(self._decode_weights(weights))
+        self._sent = weights
+
+    def _forget_cached_weights(self) -> None:
+        self._sent = None
 
     @property
     def global_weights(self) -> dict[str, np.ndarray]:
@@ -163,9 +213,6 @@ class StrategyBase:
         self.core.load_checkpoint(path)
         self._round_offset = self.core.server_round
         self._forget_cached_weights()
-
-    def _forget_cached_weights(self) -> None:
-        """Drop the subclass's cached Flower copy of the global weights."""
 
     def _round(self, server_round: int) -> int:
         return self._round_offset + server_round
@@ -210,7 +257,11 @@ class StrategyBase:
                 epsilon,
                 delta,
             )
-            metrics = {**metrics, "dp-epsilon": epsilon, "dp-delta": delta}
+            metrics = {
+                **metrics,
+                protocol.METRIC_DP_EPSILON: epsilon,
+                protocol.METRIC_DP_DELTA: delta,
+            }
         self._after_round()
         return metrics
 
@@ -226,26 +277,38 @@ class StrategyBase:
             return self.fit_metrics_aggregation_fn(results)
         return dict(aggregation.weighted_metrics(results))
 
-    def _aggregate_evaluation(
-        self, server_round: int, results: Sequence[tuple[str, Any, Any, Mapping[str, Any]]]
-    ) -> tuple[float | None, dict[str, Scalar]]:
-        """Average `(client_id, num_examples, loss, metrics)` results weighted by example counts.
+    def _refuses_failures(self, server_round: int, failures: int) -> bool:
+        """Whether `failures` stop this round's aggregation (`accept_failures=False`)."""
+        if failures and not self.accept_failures:
+            log(
+                WARNING,
+                "flwr_declearn: round %s: failures occurred; not aggregating.",
+                server_round,
+            )
+            return True
+        return False
 
-        Results with an invalid count or a non-finite loss are skipped and logged.
+    def _aggregate_evaluation(
+        self, server_round: int, results: Sequence[EvaluationResult]
+    ) -> tuple[float | None, dict[str, Scalar]]:
+        """Average the clients' losses and metrics, weighted by their example counts.
+
+        A client's second result, unreadable results, invalid counts and
+        non-finite losses are skipped and logged; flwr_declearn's own metrics
+        are dropped before `evaluate_metrics_aggregation_fn` sees them.
         """
         valid: list[tuple[int, float | None, dict[str, Scalar]]] = []
         limit = self.core.limits.max_examples
-        for cid, count, loss, metrics in sorted(results, key=lambda res: _order(res[0])):
+        seen: set[str] = set()
+        for cid, count, loss, metrics, fault in sorted(results, key=lambda res: _order(res[0])):
             if isinstance(count, float) and count.is_integer():
                 count = int(count)
-            if not isinstance(count, int) or isinstance(count, bool) or not 0 <= count <= limit:
-                _skip_eval(server_round, cid, f"invalid example count {count!r}")
-                continue
-            if loss is not None and not (isinstance(loss, int | float) and math.isfinite(loss)):
-                _skip_eval(server_round, cid, f"invalid loss {loss!r}")
-                continue
-            if count:
-                valid.append((count, loss, dict(metrics)))
+            fault = fault or _evaluation_fault(cid in seen, count, loss, limit)
+            seen.add(cid)
+            if fault:
+                _skip_evaluation(server_round, cid, fault)
+            elif count:
+                valid.append((count, loss, protocol.public_entries(metrics)))
         if not valid:
             return None, {}
         eval_metrics = [(count, metrics) for count, _, metrics in valid]
@@ -258,6 +321,15 @@ class StrategyBase:
             return None, metrics_out
         total = sum(count for count, _ in losses)
         return float(sum(count * float(loss) for count, loss in losses) / total), metrics_out
+
+    def _server_evaluation(
+        self, server_round: int, weights: W
+    ) -> tuple[float, dict[str, Scalar]] | None:
+        """Run `evaluate_fn` on `weights` (made the global ones), if there is an `evaluate_fn`."""
+        if self.evaluate_fn is None:
+            return None
+        self._adopt(weights)
+        return self.evaluate_fn(self._round(server_round), self.core.get_weights())
 
     def _wait_for(self, count_available: Callable[[], int], needed: int) -> tuple[int, bool]:
         """Wait up to `round_timeout` seconds (None: for good) for `needed` clients.
@@ -317,7 +389,17 @@ def _order(client_id: Any) -> tuple[int, str]:
     return client_order(str(client_id))
 
 
-def _skip_eval(server_round: int, client_id: str, fault: str) -> None:
+def _evaluation_fault(repeated: bool, count: Any, loss: Any, limit: int) -> str | None:
+    if repeated:
+        return "a second result in this round"
+    if not isinstance(count, int) or isinstance(count, bool) or not 0 <= count <= limit:
+        return f"invalid example count {count!r}"
+    if loss is not None and not (isinstance(loss, int | float) and math.isfinite(loss)):
+        return f"invalid loss {loss!r}"
+    return None
+
+
+def _skip_evaluation(server_round: int, client_id: str, fault: str) -> None:
     log(
         WARNING,
         "flwr_declearn: round %s: skipping the evaluation of client %s: %s",

@@ -350,9 +350,14 @@ class FederatedCore:
                 self.weights.get_weights(trainable=True),
                 self.limits,
             )
-        metrics = {
-            key: val for key, val in update.metrics.items() if not protocol.is_internal_key(key)
-        }
+        missing = self._aux_names() - set(aux)
+        if missing:  # e.g. a plain Flower client (its own training, FedAvg's reply)
+            raise ValueError(
+                f"no aux-vars for {sorted(missing)}, which the server Optimizer needs: the "
+                "client must train with the client Optimizer the server sends (answer through "
+                "flwr_declearn.flower.handle_train), or drop those modules"
+            )
+        metrics = protocol.public_entries(update.metrics)
         return _ValidUpdate(str(update.client_id), weights, count, aux, metrics)
 
     def _aux_names(self) -> set[str]:

@@ -110,7 +110,9 @@ class DeclearnClient(NumPyClient):
         `datasets.Dataset` (see `flwr_declearn.data.as_dataset`). Other types are
         loaded into memory each time a client is built (Flower builds one per
         message): for large data, build the `InMemoryDataset` once with
-        `as_dataset` and cache it.
+        `as_dataset` and cache it. Dict items (a Hugging Face dataset in torch
+        format, `{"img": ..., "label": ...}`) are read by key: see `as_dataset`
+        for the defaults, or call it with `features=` / `target=`.
     context:
         The Flower Context; its `state` stores the Optimizer state across
         rounds. None keeps that state on this instance instead (only valid
@@ -139,6 +141,10 @@ class DeclearnClient(NumPyClient):
         The delta at which the DP-SGD epsilon is reported.
     config_keys:
         Config keys that your own code reads: no warning says they are unused.
+    seed:
+        Batch-order seed: shuffling and Poisson sampling of the training data
+        draw from it (None: the dataset's own seed, fresh entropy by default).
+        Clients rebuilt with the same seed and samples train identically.
     """
 
     def __init__(
@@ -156,6 +162,7 @@ class DeclearnClient(NumPyClient):
         max_aux_norm: float | None = None,
         dp_delta: float = 1e-5,
         config_keys: Collection[str] = (),
+        seed: int | None = None,
     ) -> None:
         if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
             raise ValueError(f"'max_steps' must be a positive int, not {max_steps!r}.")
@@ -172,7 +179,7 @@ class DeclearnClient(NumPyClient):
                 f"'max_aux_norm' must be a positive number or None, not {max_aux_norm!r}."
             )
         self.model = model
-        self.train_data = as_dataset(train_data)
+        self.train_data = as_dataset(train_data, seed)
         self.valid_data = None if valid_data is None else as_dataset(valid_data)
         self.context = context
         self._state = context.state if context is not None else RecordDict()

@@ -23,7 +23,7 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Result, Strategy
 
 from flwr_declearn.flower import protocol, wire
-from flwr_declearn.flower._base import StrategyBase, StrategyOptions
+from flwr_declearn.flower._base import EvaluationResult, StrategyBase, StrategyOptions
 from flwr_declearn.flower._core import ClientUpdate
 from flwr_declearn.flower._records import arrays_to_record, get_record, record_to_arrays
 from flwr_declearn.flower._validation import decode_weights
@@ -31,7 +31,7 @@ from flwr_declearn.flower._validation import decode_weights
 __all__ = ["DeclearnMessageStrategy"]
 
 
-class DeclearnMessageStrategy(StrategyBase, Strategy):
+class DeclearnMessageStrategy(StrategyBase[ArrayRecord], Strategy):
     """Declearn-style federated optimization as a Flower Message API strategy.
 
     Same algorithm, checks and transaction as `DeclearnStrategy` (see its
@@ -88,28 +88,49 @@ class DeclearnMessageStrategy(StrategyBase, Strategy):
         self.min_train_nodes = min_train_nodes
         self.min_evaluate_nodes = min_evaluate_nodes
         self.min_available_nodes = min_available_nodes
-        self._arrays: ArrayRecord | None = None
 
     # -- global state ----------------------------------------------------------------------------
 
     def global_arrays(self) -> ArrayRecord:
         """Current global weights as an ArrayRecord keyed by weight name."""
-        if self._arrays is None:
-            self._arrays = arrays_to_record(self.core.get_weights())
-        return self._arrays
+        return self._flower_weights()
 
-    def _forget_cached_weights(self) -> None:
-        self._arrays = None
+    def _encode_weights(self) -> ArrayRecord:
+        return arrays_to_record(self.core.get_weights())
 
-    def _adopt(self, arrays: ArrayRecord) -> None:
-        if arrays is self._arrays:
-            return
-        self.core.set_weights(record_to_arrays(arrays))
-        self._arrays = arrays
+    def _decode_weights(self, weights: ArrayRecord) -> dict[str, np.ndarray]:
+        return record_to_arrays(weights)
 
-    def _sample(
-        self, grid: Grid, fraction: float, minimum: int, for_training: bool = True
+    def _sort_replies(
+        self, server_round: int, replies: Iterable[Message], task: str
+    ) -> tuple[list[Message], bool]:
+        """Log the failed replies; return the others and whether the failures stop the round."""
+        replies = list(replies)
+        failed = [msg for msg in replies if msg.has_error()]
+        for msg in failed:
+            log(
+                WARNING,
+                "flwr_declearn: round %s: node %s failed %s: %s",
+                server_round,
+                msg.metadata.src_node_id,
+                task,
+                msg.error.reason,
+            )
+        good = [msg for msg in replies if not msg.has_error()]
+        return good, self._refuses_failures(server_round, len(failed))
+
+    def _select(
+        self,
+        arrays: ArrayRecord,
+        grid: Grid,
+        fraction: float,
+        minimum: int,
+        for_training: bool = True,
     ) -> list[int]:
+        """Adopt `arrays` and sample the round's nodes (none at `fraction` 0, as in Flower)."""
+        if fraction == 0.0:
+            return []
+        self._adopt(arrays)
         size = self._sample_count(
             lambda: len(list(grid.get_node_ids())),
             fraction,
@@ -117,8 +138,6 @@ class DeclearnMessageStrategy(StrategyBase, Strategy):
             self.min_available_nodes,
             for_training,
         )
-        if size < 1:
-            return []
         return random.sample(list(grid.get_node_ids()), size)
 
     def _messages(
@@ -128,19 +147,25 @@ class DeclearnMessageStrategy(StrategyBase, Strategy):
         configs: Mapping[int, Mapping[str, ConfigRecordValues]],
         message_type: str,
     ) -> list[Message]:
-        return [
-            Message(
-                content=RecordDict(
+        # Nodes sent the same config share one RecordDict, as Flower's own strategies share theirs:
+        # building (and hashing, on the way out) one record per node costs ~10x Flower's round.
+        contents: dict[tuple[tuple[str, Any], ...], RecordDict] = {}
+        messages = []
+        for node_id in node_ids:
+            config = configs[node_id]
+            items = config.items()
+            key = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in items))
+            if key not in contents:
+                contents[key] = RecordDict(
                     {
                         protocol.ARRAYS_KEY: arrays,
-                        protocol.CONFIG_KEY: ConfigRecord(dict(configs[node_id])),
+                        protocol.CONFIG_KEY: ConfigRecord(dict(config)),
                     }
-                ),
-                message_type=message_type,
-                dst_node_id=node_id,
+                )
+            messages.append(
+                Message(content=contents[key], message_type=message_type, dst_node_id=node_id)
             )
-            for node_id in node_ids
-        ]
+        return messages
 
     # -- Strategy API ----------------------------------------------------------------------------
 
@@ -165,10 +190,9 @@ class DeclearnMessageStrategy(StrategyBase, Strategy):
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
         """Sample nodes and build one train Message per node, with its own config and aux-vars."""
-        if self.fraction_train == 0.0:
+        node_ids = self._select(arrays, grid, self.fraction_train, self.min_train_nodes)
+        if not node_ids:
             return []
-        self._adopt(arrays)
-        node_ids = self._sample(grid, self.fraction_train, self.min_train_nodes)
         per_client = self.core.fit_configs(self._round(server_round), [str(n) for n in node_ids])
         configs = {node: {**config, **per_client[str(node)]} for node in node_ids}
         return self._messages(node_ids, arrays, configs, MessageType.TRAIN)
@@ -180,25 +204,13 @@ class DeclearnMessageStrategy(StrategyBase, Strategy):
         rnd = self._round(server_round)
         replies = list(replies)
         log(INFO, "flwr_declearn: round %s: %d train repl(ies) received.", rnd, len(replies))
-        failed = [msg for msg in replies if msg.has_error()]
-        for msg in failed:
-            log(
-                WARNING,
-                "flwr_declearn: round %s: node %s failed: %s",
-                rnd,
-                msg.metadata.src_node_id,
-                msg.error.reason,
-            )
-        self.core.note_responses(
-            str(msg.metadata.src_node_id) for msg in replies if not msg.has_error()
-        )
-        if failed and not self.accept_failures:
-            log(WARNING, "flwr_declearn: round %s: failures occurred; not aggregating.", rnd)
+        good, refused = self._sort_replies(rnd, replies, "training")
+        self.core.note_responses(str(msg.metadata.src_node_id) for msg in good)
+        if refused:
             return None, None
         updates = [
             _train_update(str(msg.metadata.src_node_id), msg.content, self.core.specs)
-            for msg in replies
-            if not msg.has_error()
+            for msg in good
         ]
         metrics = self._aggregate_fit(rnd, updates) if updates else None
         if metrics is None:
@@ -209,11 +221,8 @@ class DeclearnMessageStrategy(StrategyBase, Strategy):
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
         """Sample nodes and build one evaluate Message per node."""
-        if self.fraction_evaluate == 0.0:
-            return []
-        self._adopt(arrays)
-        node_ids = self._sample(
-            grid, self.fraction_evaluate, self.min_evaluate_nodes, for_training=False
+        node_ids = self._select(
+            arrays, grid, self.fraction_evaluate, self.min_evaluate_nodes, for_training=False
         )
         eval_config = self.core.evaluate_config(self._round(server_round))
         configs = {node: {**config, **eval_config} for node in node_ids}
@@ -224,40 +233,14 @@ class DeclearnMessageStrategy(StrategyBase, Strategy):
     ) -> MetricRecord | None:
         """Average the nodes' evaluation metrics, weighted by their example counts."""
         rnd = self._round(server_round)
-        results: list[tuple[str, Any, Any, dict[str, Any]]] = []
-        seen: set[str] = set()
-        for msg in replies:
-            cid = str(msg.metadata.src_node_id)
-            if msg.has_error():
-                log(
-                    WARNING,
-                    "flwr_declearn: round %s: node %s failed evaluation: %s",
-                    rnd,
-                    cid,
-                    msg.error.reason,
-                )
-                if not self.accept_failures:
-                    return None
-                continue
-            if cid in seen:
-                continue
-            seen.add(cid)
-            try:
-                metrics = dict(get_record(msg.content, protocol.METRICS_KEY, MetricRecord))
-            except ValueError as exc:
-                log(
-                    WARNING,
-                    "flwr_declearn: round %s: skipping the evaluation of client %s: %s",
-                    rnd,
-                    cid,
-                    exc,
-                )
-                continue
-            count = metrics.pop(protocol.NUM_EXAMPLES_KEY, None)
-            results.append((cid, count, None, metrics))
-        _, averaged = self._aggregate_evaluation(rnd, results)
-        numeric = {k: v for k, v in averaged.items() if _is_number(v)}
-        return _metric_record(numeric) if numeric else None
+        good, refused = self._sort_replies(rnd, replies, "evaluation")
+        if refused:
+            return None
+        _, averaged = self._aggregate_evaluation(
+            rnd, [_evaluation_result(str(msg.metadata.src_node_id), msg.content) for msg in good]
+        )
+        record = _metric_record(averaged)
+        return record if record else None
 
     def start(
         self,
@@ -271,9 +254,19 @@ class DeclearnMessageStrategy(StrategyBase, Strategy):
     ) -> Result:
         """Run `num_rounds` rounds (see Flower's `Strategy.start`).
 
-        `initial_arrays` defaults to the strategy's global weights, `timeout`
-        to `round_timeout` (else one hour), and `evaluate_fn` to an adapter of
-        the strategy's own `evaluate_fn`.
+        `initial_arrays` defaults to the strategy's global weights. It may be
+        keyed by weight name (`global_weights`; a TorchModel's are its
+        `state_dict` keys, so `ArrayRecord(net.state_dict())` fits), or be
+        Flower's positional record of every weight in model order (keys "0",
+        "1", ..., as `ArrayRecord(list_of_ndarrays)` gives), checked against
+        the model's shapes. `timeout` defaults to `round_timeout` (else one
+        hour), and `evaluate_fn` to an adapter of the strategy's own
+        `evaluate_fn`.
+
+        Raises
+        ------
+        ValueError
+            If `initial_arrays` is neither, naming what to pass.
         """
         if evaluate_fn is None and self.evaluate_fn is not None:
             evaluate_fn = self._evaluate_arrays
@@ -281,7 +274,7 @@ class DeclearnMessageStrategy(StrategyBase, Strategy):
             timeout = 3600.0 if self.round_timeout is None else self.round_timeout
         return super().start(
             grid,
-            self.global_arrays() if initial_arrays is None else initial_arrays,
+            self.global_arrays() if initial_arrays is None else self._named(initial_arrays),
             num_rounds=num_rounds,
             timeout=timeout,
             train_config=train_config,
@@ -289,16 +282,38 @@ class DeclearnMessageStrategy(StrategyBase, Strategy):
             evaluate_fn=evaluate_fn,
         )
 
+    def _named(self, arrays: ArrayRecord) -> ArrayRecord:
+        """`arrays` keyed by weight name: as given, or mapped from Flower's positional keys."""
+        model = self.core.get_weights()  # in model order
+        names, keys = list(model), list(arrays.keys())
+        if set(keys) == set(names):
+            return arrays
+        what = (
+            f"initial_arrays must be keyed by the model's weight names {names} (see "
+            "`strategy.global_weights`; for a TorchModel, the module's state_dict keys: "
+            f"ArrayRecord(net.state_dict())), or hold its {len(names)} weights in model order "
+            'with keys "0", "1", ... (ArrayRecord(list_of_ndarrays))'
+        )
+        if keys != [str(i) for i in range(len(keys))]:
+            raise ValueError(f"{what}; got keys {keys}.")
+        if len(keys) != len(names):
+            raise ValueError(f"{what}; got {len(keys)} positional arrays.")
+        shapes = [tuple(arrays[key].shape) for key in keys]
+        wrong = [
+            f'"{key}" {shape} for {name} {model[name].shape}'
+            for key, shape, name in zip(keys, shapes, names, strict=True)
+            if shape != model[name].shape
+        ]
+        if wrong:
+            raise ValueError(f"{what}; shapes differ: {', '.join(wrong)}.")
+        return ArrayRecord({name: arrays[key] for key, name in zip(keys, names, strict=True)})
+
     def _evaluate_arrays(self, server_round: int, arrays: ArrayRecord) -> MetricRecord | None:
-        assert self.evaluate_fn is not None
-        self._adopt(arrays)
-        result = self.evaluate_fn(self._round(server_round), self.core.get_weights())
+        result = self._server_evaluation(server_round, arrays)
         if result is None:
             return None
         loss, metrics = result
-        record = {k: float(v) for k, v in metrics.items() if _is_number(v)}
-        record["loss"] = float(loss)
-        return _metric_record(record)
+        return _metric_record({**metrics, protocol.LOSS_KEY: float(loss)})
 
 
 def _metric_record(values: Mapping[str, Any]) -> MetricRecord:
@@ -309,14 +324,23 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float | np.number) and not isinstance(value, bool)
 
 
-def _train_update(cid: str, content: RecordDict, specs: wire.WeightSpecs) -> ClientUpdate:
-    """Read a train reply lazily: weights are decoded when the core asks, after size checks."""
-    fault = None
+def _read_metrics(content: RecordDict) -> tuple[Any, dict[str, Any], str | None]:
+    """Return a reply's example count, its other metrics, and why they are unreadable if so."""
     try:
         metrics: dict[str, Any] = dict(get_record(content, protocol.METRICS_KEY, MetricRecord))
     except ValueError as exc:
-        metrics, fault = {}, str(exc)
-    count = metrics.pop(protocol.NUM_EXAMPLES_KEY, None)
+        return None, {}, str(exc)
+    return metrics.pop(protocol.NUM_EXAMPLES_KEY, None), metrics, None
+
+
+def _evaluation_result(cid: str, content: RecordDict) -> EvaluationResult:
+    count, metrics, fault = _read_metrics(content)
+    return EvaluationResult(cid, count, None, metrics, fault)
+
+
+def _train_update(cid: str, content: RecordDict, specs: wire.WeightSpecs) -> ClientUpdate:
+    """Read a train reply lazily: weights are decoded when the core asks, after size checks."""
+    count, metrics, fault = _read_metrics(content)
     aux: Any = None
     if protocol.DECLEARN_KEY in content:
         record = content[protocol.DECLEARN_KEY]

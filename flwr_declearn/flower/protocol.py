@@ -13,6 +13,9 @@ an evaluate reply `RecordDict({"metrics": MetricRecord})`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TypeVar
+
 __all__ = [
     "ARRAYS_KEY",
     "CONFIG_KEY",
@@ -24,11 +27,17 @@ __all__ = [
     "KEY_OPTIMIZER",
     "KEY_ROUND",
     "KEY_TRAIN_CONFIG",
+    "LOSS_KEY",
     "METRICS_KEY",
+    "METRIC_DP_DELTA",
+    "METRIC_DP_EPSILON",
     "NUM_EXAMPLES_KEY",
     "STATE_KEY",
     "is_internal_key",
+    "public_entries",
 ]
+
+V = TypeVar("V")
 
 INTERNAL_PREFIX = "declearn."
 """Prefix of flwr_declearn's own entries in configs, metrics and `context.state`."""
@@ -63,8 +72,22 @@ DECLEARN_KEY = "declearn"
 """ConfigRecord of a train reply holding `KEY_AUX_VAR`."""
 NUM_EXAMPLES_KEY = "num-examples"
 """Metric holding a reply's example count (Flower's own message strategies read it too)."""
+LOSS_KEY = "loss"
+"""Metric holding an evaluation's loss (evaluate replies; the server-side evaluation record)."""
+
+# -- metrics the server reports (both APIs) -----------------------------------------------------
+
+METRIC_DP_EPSILON = "dp-epsilon"
+"""Fit metric: client-level DP epsilon spent so far (with `dp`)."""
+METRIC_DP_DELTA = "dp-delta"
+"""Fit metric: the delta of `METRIC_DP_EPSILON`."""
 
 
 def is_internal_key(key: str) -> bool:
     """Return whether `key` names a flwr_declearn entry (hidden from user metrics)."""
     return key.startswith(INTERNAL_PREFIX)
+
+
+def public_entries(entries: Mapping[str, V]) -> dict[str, V]:
+    """Return `entries` without flwr_declearn's own (those user metric functions never see)."""
+    return {key: val for key, val in entries.items() if not is_internal_key(key)}

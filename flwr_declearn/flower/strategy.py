@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from logging import INFO, WARNING
 from typing import Any, Unpack
 
@@ -23,14 +22,19 @@ from flwr.server.client_proxy import ClientProxy
 from flwr.server.strategy import Strategy
 
 from flwr_declearn.flower import protocol, wire
-from flwr_declearn.flower._base import ServerEvaluateFn, StrategyBase, StrategyOptions
+from flwr_declearn.flower._base import (
+    EvaluationResult,
+    ServerEvaluateFn,
+    StrategyBase,
+    StrategyOptions,
+)
 from flwr_declearn.flower._core import ClientUpdate
 from flwr_declearn.flower._validation import SpecMismatchError, decode_weights
 
 __all__ = ["DeclearnStrategy", "ServerEvaluateFn"]
 
 
-class DeclearnStrategy(StrategyBase, Strategy):
+class DeclearnStrategy(StrategyBase[Parameters], Strategy):
     """Flower Strategy running declearn-style federated optimization (FedOpt family).
 
     Each round, every sampled client receives its own FitIns: the global
@@ -146,7 +150,6 @@ class DeclearnStrategy(StrategyBase, Strategy):
         self.min_fit_clients = min_fit_clients
         self.min_evaluate_clients = min_evaluate_clients
         self.min_available_clients = min_available_clients
-        self._parameters: Parameters | None = None
 
     def __repr__(self) -> str:
         return (
@@ -159,19 +162,13 @@ class DeclearnStrategy(StrategyBase, Strategy):
 
     def global_parameters(self) -> Parameters:
         """Current global weights as Flower Parameters (sorted-name order)."""
-        if self._parameters is None:
-            self._parameters = ndarrays_to_parameters(self.core.get_ndarrays())
-        return self._parameters
+        return self._flower_weights()
 
-    def _forget_cached_weights(self) -> None:
-        self._parameters = None
+    def _encode_weights(self) -> Parameters:
+        return ndarrays_to_parameters(self.core.get_ndarrays())
 
-    def _adopt(self, parameters: Parameters) -> None:
-        """Make `parameters` the global weights if they are not the ones we produced."""
-        if parameters is self._parameters:
-            return
-        self.core.set_weights(parameters_to_ndarrays(parameters))
-        self._parameters = parameters
+    def _decode_weights(self, weights: Parameters) -> list[np.ndarray]:
+        return parameters_to_ndarrays(weights)
 
     def _sample(
         self,
@@ -218,10 +215,7 @@ class DeclearnStrategy(StrategyBase, Strategy):
         rnd = self._round(server_round)
         _log_failures(rnd, failures)
         self.core.note_responses(proxy.cid for proxy, _ in results)
-        if not results:
-            return None, {}
-        if failures and not self.accept_failures:
-            log(WARNING, "flwr_declearn: round %s: failures occurred; not aggregating.", rnd)
+        if not results or self._refuses_failures(rnd, len(failures)):
             return None, {}
         updates = [
             ClientUpdate(
@@ -262,12 +256,12 @@ class DeclearnStrategy(StrategyBase, Strategy):
         """Average the clients' losses and metrics, weighted by their example counts."""
         rnd = self._round(server_round)
         _log_failures(rnd, failures)
-        if failures and not self.accept_failures:
+        if self._refuses_failures(rnd, len(failures)):
             return None, {}
         return self._aggregate_evaluation(
             rnd,
             [
-                (proxy.cid, res.num_examples, res.loss, _public(res.metrics))
+                EvaluationResult(proxy.cid, res.num_examples, res.loss, res.metrics)
                 for proxy, res in results
             ],
         )
@@ -276,10 +270,7 @@ class DeclearnStrategy(StrategyBase, Strategy):
         self, server_round: int, parameters: Parameters
     ) -> tuple[float, dict[str, Scalar]] | None:
         """Run the server-side `evaluate_fn` on the global weights, if any."""
-        if self.evaluate_fn is None:
-            return None
-        self._adopt(parameters)
-        return self.evaluate_fn(self._round(server_round), self.core.get_weights())
+        return self._server_evaluation(server_round, parameters)
 
 
 def _decoder(parameters: Parameters, specs: wire.WeightSpecs) -> Any:
@@ -296,10 +287,6 @@ def _decoder(parameters: Parameters, specs: wire.WeightSpecs) -> Any:
         return decode_weights(dict(zip(sorted(specs), tensors, strict=True)), specs)
 
     return decode
-
-
-def _public(metrics: Mapping[str, Scalar]) -> dict[str, Scalar]:
-    return {key: val for key, val in metrics.items() if not protocol.is_internal_key(key)}
 
 
 def _log_failures(server_round: int, failures: list[Any]) -> None:

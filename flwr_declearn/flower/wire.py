@@ -25,7 +25,8 @@ everything and raises a `ValueError` naming the offending value's path.
 Vectors are decoded into a Vector type chosen by the receiver (e.g. a torch
 client decodes into `TorchVector`; the server works on `NumpyVector`).
 
-(The `KEY_*` names are re-exported from `protocol`, where every key is defined.)
+(The `KEY_*` names are re-exported from `protocol`, where every key is defined;
+they are not part of `__all__`.)
 
 Model weights travel as Flower NDArrays in a fixed order: sorted weight names
 (see `weight_names`, `vector_to_ndarrays` and `ndarrays_to_vector`).
@@ -42,7 +43,7 @@ import numpy as np
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError, Message
 
-from flwr_declearn.flower.protocol import (
+from flwr_declearn.flower.protocol import (  # noqa: F401 (re-exported, see above)
     KEY_AUX_VAR,
     KEY_CONFIG_ID,
     KEY_EVAL_CONFIG,
@@ -55,12 +56,6 @@ from flwr_declearn.model.numpy import NumpyVector
 
 __all__ = [
     "ALLOWED_DTYPES",
-    "KEY_AUX_VAR",
-    "KEY_CONFIG_ID",
-    "KEY_EVAL_CONFIG",
-    "KEY_OPTIMIZER",
-    "KEY_ROUND",
-    "KEY_TRAIN_CONFIG",
     "MAX_DEPTH",
     "MAX_NDIM",
     "WIRE_VERSION",

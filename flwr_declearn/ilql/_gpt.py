@@ -11,12 +11,15 @@ from __future__ import annotations
 import dataclasses
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 from torch.nn import functional as F
 
 from flwr_declearn.ilql._config import GPTConfig
 
 __all__ = ["GPT", "KVCache"]
+
+KeysValues = tuple[Tensor, Tensor]
+"""One layer's attention keys and values, `(batch, n_head, length, head_dim)` each."""
 
 
 @dataclasses.dataclass
@@ -56,11 +59,8 @@ class _SelfAttention(nn.Module):
         self.resid_drop = nn.Dropout(cfg.dropout)
 
     def forward(
-        self,
-        x: torch.Tensor,
-        allowed: torch.Tensor,
-        past: tuple[torch.Tensor, torch.Tensor] | None,
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        self, x: Tensor, allowed: Tensor, past: KeysValues | None
+    ) -> tuple[Tensor, KeysValues]:
         batch, length, width = x.shape
         q, k, v = self.qkv(x).split(width, dim=2)
         shape = (batch, length, self.n_head, width // self.n_head)
@@ -93,11 +93,8 @@ class _Block(nn.Module):
         )
 
     def forward(
-        self,
-        x: torch.Tensor,
-        allowed: torch.Tensor,
-        past: tuple[torch.Tensor, torch.Tensor] | None,
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        self, x: Tensor, allowed: Tensor, past: KeysValues | None
+    ) -> tuple[Tensor, KeysValues]:
         attn, present = self.attn(self.ln_1(x), allowed, past)
         x = x + attn
         return x + self.mlp(self.ln_2(x)), present
@@ -166,7 +163,7 @@ class GPT(nn.Module):
         causal = k_idx <= q_idx
         allowed = (causal[None] & keys_mask[:, None, :]) | (k_idx == q_idx)[None]
         x = self.drop(self.wte(tokens) + self.wpe(positions))
-        presents: list[tuple[torch.Tensor, torch.Tensor]] = []
+        presents: list[KeysValues] = []
         for idx, block in enumerate(self.blocks):
             past = None if cache is None else (cache.keys[idx], cache.values[idx])
             x, present = block(x, allowed, past)

@@ -11,7 +11,7 @@ from torch import nn
 
 from flwr_declearn.ilql._batch import ILQLBatch
 from flwr_declearn.ilql._config import GPTConfig, ILQLConfig
-from flwr_declearn.ilql._gpt import GPT, KVCache
+from flwr_declearn.ilql._gpt import GPT
 
 __all__ = ["ILQLNetwork"]
 
@@ -71,15 +71,14 @@ class ILQLNetwork(nn.Module):
 
     # -- heads -----------------------------------------------------------------------------------
 
-    def hidden_states(
-        self,
-        tokens: torch.Tensor,
-        attn_mask: torch.Tensor | None = None,
-        cache: KVCache | None = None,
-        use_cache: bool = False,
-    ) -> tuple[torch.Tensor, KVCache | None]:
-        """Trunk hidden states `(B, T, n_embd)` (and the extended KV cache)."""
-        return self.trunk(tokens, attn_mask, cache=cache, use_cache=use_cache)  # type: ignore[no-any-return]
+    @property
+    def hidden_states(self) -> GPT:
+        """The trunk: `hidden_states(tokens, attn_mask=None, cache=None, use_cache=False)`.
+
+        It returns the hidden states `(B, T, n_embd)` and the extended KV cache
+        (or None); see `GPT.forward`.
+        """
+        return self.trunk
 
     def online_q(self, hidden: torch.Tensor) -> list[torch.Tensor]:
         """Q values over the vocabulary from each online Q head."""

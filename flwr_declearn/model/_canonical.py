@@ -8,7 +8,19 @@ clients of several frameworks to train one model together, a Model built with
 optimizer states keyed by them) under canonical names and layouts:
 
 - each layer holding weights is numbered in the model's order (0, 1, ...),
-  and named after its kind: `"{kind}_{index}/{role}"`;
+  and named after its kind: `"{kind}_{index}/{role}"`. The model's order is
+  the order in which its framework lists the weights: torch, module
+  registration (the order of `__init__`'s assignments; `nn.Sequential`'s
+  order); Keras, `model.weights` (call order for Sequential and functional
+  models, attribute order for subclassed ones); haiku, the order in which
+  `init` creates the parameters (call order, whatever the modules' names or
+  construction order); plain JAX, the params pytree's order (dict keys
+  sorted, lists in order). Clients of one architecture therefore agree when
+  every layer is declared in the order it is called (and JAX dict keys sort
+  in that order: "dense_0", "dense_1"... or a list); a client that numbers
+  differently sends other shapes under the same names, which the server's
+  spec check reports on the first round (layers of equal shapes would pair
+  silently: declare them in call order);
 - `dense` (Linear / Dense): `kernel` shaped `(in, out)`, `bias`;
 - `conv` (1-3d convolutions): `kernel` shaped `(*window, in, out)`, `bias`;
 - `embedding`: `embeddings` shaped `(vocabulary, features)`;

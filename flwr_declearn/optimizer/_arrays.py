@@ -32,11 +32,7 @@ __all__ = [
     "Backend",
     "Hyper",
     "Step",
-    "addcmul",
     "align",
-    "axpy",
-    "ewma",
-    "ewma_squares",
     "zeros_like",
 ]
 
@@ -54,12 +50,18 @@ class ArrayOps:
         self.sum = vector_type._sum
 
     def cast(self, scalar: Any, like: Any) -> Any:
-        """Return `scalar` usable in arithmetic with `like`, keeping `like`'s dtype.
+        """Return `scalar` (a number, or a 0-d array such as a norm) as a python number.
 
-        Python numbers keep an array's dtype in every framework; a 0-d array
-        (e.g. a norm) becomes one.
+        Python numbers keep an array's dtype in arithmetic, in every framework.
         """
         return scalar if type(scalar) in (int, float) else float(scalar)
+
+
+def _operator(op: Callable[[Any, Any], Any], reflect: bool = False) -> Callable[..., Arrays]:
+    def method(self: Arrays, other: Any) -> Arrays:
+        return self._binary(other, op, reflect)
+
+    return method
 
 
 class Arrays:
@@ -92,34 +94,10 @@ class Arrays:
             return self._new({k: op(cast(other, a), a) for k, a in self.data.items()})
         return self._new({k: op(a, cast(other, a)) for k, a in self.data.items()})
 
-    def __add__(self, other: Any) -> Arrays:
-        return self._binary(other, operator.add)
-
-    def __radd__(self, other: Any) -> Arrays:
-        return self._binary(other, operator.add, reflect=True)
-
-    def __sub__(self, other: Any) -> Arrays:
-        return self._binary(other, operator.sub)
-
-    def __rsub__(self, other: Any) -> Arrays:
-        return self._binary(other, operator.sub, reflect=True)
-
-    def __mul__(self, other: Any) -> Arrays:
-        return self._binary(other, operator.mul)
-
-    def __rmul__(self, other: Any) -> Arrays:
-        return self._binary(other, operator.mul, reflect=True)
-
-    def __truediv__(self, other: Any) -> Arrays:
-        return self._binary(other, operator.truediv)
-
-    def __rtruediv__(self, other: Any) -> Arrays:
-        return self._binary(other, operator.truediv, reflect=True)
-
-    def __pow__(self, other: Any) -> Arrays:
-        if type(other) is float and other == 0.5:
-            return self.sqrt()
-        return self._binary(other, operator.pow)
+    __add__, __radd__ = _operator(operator.add), _operator(operator.add, True)
+    __sub__, __rsub__ = _operator(operator.sub), _operator(operator.sub, True)
+    __mul__, __rmul__ = _operator(operator.mul), _operator(operator.mul, True)
+    __truediv__, __rtruediv__ = _operator(operator.truediv), _operator(operator.truediv, True)
 
     def __neg__(self) -> Arrays:
         return self._new({k: -a for k, a in self.data.items()})
@@ -143,39 +121,43 @@ class Arrays:
         total = sum(self.ops.cast(self.ops.sum(a * a), first) for a in self.data.values())
         return self.ops.sqrt(total)
 
-    # Fused forms of frequent expressions, that fast backends override.
+    # Fused forms of frequent expressions: fast backends override them with fewer passes
+    # over memory and fewer temporaries; results agree to rounding.
 
     def ewma(self, x: Arrays, beta: Any) -> Arrays:
+        """`beta * self + (1 - beta) * x`."""
         return self * beta + x * (1.0 - beta)
 
     def ewma_squares(self, x: Arrays, beta: Any) -> Arrays:
+        """`beta * self + (1 - beta) * x ** 2`."""
         return self * beta + (x * x) * (1.0 - beta)
 
+    def yogi_ewma(self, x: Arrays, beta: Any) -> Arrays:
+        """`self - (1 - beta) * sign(self - x) * x` (Yogi's additive average)."""
+        return self.addcmul((self - x).sign(), x, beta - 1.0)
+
     def axpy(self, alpha: Any, y: Arrays) -> Arrays:
+        """`alpha * self + y`."""
         return self * alpha + y
 
     def addcmul(self, x: Arrays, y: Arrays, value: Any = 1.0) -> Arrays:
+        """`self + value * x * y`."""
         return self + (x * y) * value
 
+    def adaptive_scale(self, v: Arrays, eps: Any, div: Any = 1.0, v_div: Any = 1.0) -> Arrays:
+        """`(self / div) / (sqrt(v / v_div) + eps)`."""
+        return (self / div) / ((v / v_div).sqrt() + eps)
 
-def ewma(state: Arrays, x: Arrays, beta: Any) -> Arrays:
-    """`beta * state + (1 - beta) * x` (one fused pass where the backend can)."""
-    return state.ewma(x, beta)
+    def clip_each(self, max_norm: Any) -> Arrays:
+        """`x / max(1, ||x||_2 / max_norm)` for each array `x`."""
+        return self / (self.norms() / max_norm).maximum(1.0)
 
-
-def ewma_squares(state: Arrays, x: Arrays, beta: Any) -> Arrays:
-    """`beta * state + (1 - beta) * x ** 2` (one fused pass where the backend can)."""
-    return state.ewma_squares(x, beta)
-
-
-def addcmul(state: Arrays, x: Arrays, y: Arrays, value: Any = 1.0) -> Arrays:
-    """`state + value * x * y` (one fused pass where the backend can)."""
-    return state.addcmul(x, y, value)
-
-
-def axpy(alpha: Any, x: Arrays, y: Arrays) -> Arrays:
-    """`alpha * x + y` (one fused pass where the backend can)."""
-    return x.axpy(alpha, y)
+    def clip_all(self, max_norm: Any) -> Arrays:
+        """`self / max(1, ||self||_2 / max_norm)`, with the norm of all arrays together."""
+        if not self.data:
+            return self
+        norm = self.norm()
+        return self / self.ops.maximum(norm / self.ops.cast(max_norm, norm), 1.0)
 
 
 Step = Callable[[tuple[Arrays, ...], Arrays, Hyper], tuple[tuple[Arrays, ...], Arrays]]
@@ -203,9 +185,12 @@ class Backend:
     def run(
         self, step: Step, states: tuple[dict[str, Any], ...], grads: dict[str, Any], hyper: Hyper
     ) -> tuple[tuple[dict[str, Any], ...], dict[str, Any]]:
-        """Run `step` on dicts of arrays; return the new states' and the output's dicts."""
-        new, out = step(tuple(self.arrays(s) for s in states), self.arrays(grads), hyper)
-        return tuple(n.data for n in new), out.data
+        """Run `step` on dicts of arrays; return the new states' and the output's dicts.
+
+        Their keys come in the order of `grads`' keys.
+        """
+        new, out = step(tuple([self.arrays(s) for s in states]), self.arrays(grads), hyper)
+        return tuple([n.data for n in new]), out.data
 
     def scalar_array(self, values: list[float]) -> Any:
         """Turn python floats into one 1-d float64 argument of a compiled function."""
@@ -264,13 +249,11 @@ def _same_layout(ref: Vector, vec: Vector) -> bool:
     """Fast check: same names in the same order, same shapes and dtypes (`.shape`, `.dtype`)."""
     if ref is vec:
         return True
-    if list(ref.coefs) != list(vec.coefs):
+    if len(ref.coefs) != len(vec.coefs):
         return False
-    others = vec.coefs
     try:
-        for key, val in ref.coefs.items():
-            oth = others[key]
-            if val.shape != oth.shape or val.dtype != oth.dtype:
+        for (key, val), (okey, oth) in zip(ref.coefs.items(), vec.coefs.items(), strict=True):
+            if key != okey or val.shape != oth.shape or val.dtype != oth.dtype:
                 return False
     except AttributeError:  # not an array: let `check_specs` judge
         return False

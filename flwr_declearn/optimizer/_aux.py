@@ -17,6 +17,14 @@ from typing import Any
 __all__ = ["PerClientAuxVar", "merge_client_aux_var", "split_server_aux_var"]
 
 
+def _check_client(cid: Any, value: Any, what: str) -> None:
+    """Raise a TypeError unless `cid` is a str and `value` (`what`, of that client) a dict."""
+    if not isinstance(cid, str):
+        raise TypeError(f"Client ids must be str, not {cid!r}.")
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{what} of client '{cid}' must be a dict, not {type(value).__qualname__}.")
+
+
 class PerClientAuxVar(dict[str, dict[str, Any]]):
     """Server aux-vars with distinct values per client: `{client_id: aux_dict}`.
 
@@ -36,13 +44,7 @@ class PerClientAuxVar(dict[str, dict[str, Any]]):
     ) -> None:
         super().__init__(values or {})
         for key, val in self.items():
-            if not isinstance(key, str):
-                raise TypeError(f"PerClientAuxVar keys must be client ids (str), not {key!r}.")
-            if not isinstance(val, dict):
-                raise TypeError(
-                    f"PerClientAuxVar value for client '{key}' must be a dict, "
-                    f"not {type(val).__qualname__}."
-                )
+            _check_client(key, val, "PerClientAuxVar value")
         if default is not None and not isinstance(default, dict):
             raise TypeError(f"PerClientAuxVar default must be a dict or None, not {default!r}.")
         self.default = default
@@ -118,12 +120,7 @@ def merge_client_aux_var(
     """
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for cid, payload in aux_by_client.items():
-        if not isinstance(cid, str):
-            raise TypeError(f"Client ids must be str, not {cid!r}.")
-        if not isinstance(payload, Mapping):
-            raise TypeError(
-                f"Aux-vars of client '{cid}' must be a dict, not {type(payload).__qualname__}."
-            )
+        _check_client(cid, payload, "Aux-vars")
         for name, aux in payload.items():
             if not isinstance(aux, dict):
                 raise TypeError(

@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import cache
 
 from flwr_declearn.model.api import Vector
-from flwr_declearn.optimizer._arrays import Backend, Hyper, Step, align
+from flwr_declearn.optimizer._arrays import Backend, Hyper, Step, _same_layout, align
 
 __all__ = ["backend_for", "run_step"]
 
@@ -38,8 +38,11 @@ def run_step(
     States that are None start at zeros; others are aligned to the gradients
     (see `align`), which raises on incompatible types or specs.
     """
-    gradients, aligned = align(gradients, states)
     vtype = type(gradients)
-    new, out = backend_for(vtype).run(step, tuple(s.coefs for s in aligned), gradients.coefs, hyper)
-    keys = gradients.coefs  # in order: jax returns dicts sorted by key
-    return tuple(vtype({k: n[k] for k in keys}) for n in new), vtype({k: out[k] for k in keys})
+    aligned: tuple[Vector, ...] = states  # type: ignore[assignment]  # checked just below
+    if any(type(s) is not vtype or not _same_layout(gradients, s) for s in states):
+        gradients, aligned = align(gradients, states)
+        vtype = type(gradients)
+    coefs = tuple([s.coefs for s in aligned])
+    new, out = backend_for(vtype).run(step, coefs, gradients.coefs, hyper)
+    return tuple([vtype(n) for n in new]), vtype(out)

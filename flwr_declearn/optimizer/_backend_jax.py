@@ -36,7 +36,8 @@ class JaxBackend(Backend):
         func = self._compiled.get(key)
         if func is None:
             func = self._compiled[key] = jax.jit(self._traced(step, key[1]))
-        return func(states, grads, self.scalar_array(list(hyper.values())))  # type: ignore[no-any-return]
+        new, out = func(states, grads, self.scalar_array(list(hyper.values())))
+        return tuple({k: n[k] for k in grads} for n in new), {k: out[k] for k in grads}
 
     def _traced(self, step: Step, names: tuple[str, ...]) -> Any:
         def apply(states: Any, grads: Any, values: Any) -> Any:

@@ -1,14 +1,16 @@
 """Torch backend: `Arrays` whose operators are `torch._foreach_*` kernels (one dispatch each).
 
 Each operator processes all the tensors of a step at once, as `torch.optim`
-does; `ewma`, `ewma_squares`, `addcmul` and `axpy` take fused passes
-(`_foreach_lerp`, `_foreach_addcmul`, `_foreach_add(alpha=)`), and augmented
-assignments (`x += y`) work in place. Operands these kernels do not take
-(e.g. 0-d tensors per name) go through the generic key-by-key operators.
+does. The fused forms (`ewma`, `adaptive_scale`...) take one or two passes
+and allocate only their output (temporaries are computed into it), and
+augmented assignments (`x += y`) work in place: on a 1M-parameter model each
+big allocation costs about as much as a pass, in page faults. Reflected
+operators (`2.0 - x`) go through the generic key-by-key ones.
 """
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -28,6 +30,27 @@ _FOREACH: dict[Any, Any] = {
 }
 
 
+def _values(arrays: Arrays) -> list[torch.Tensor]:
+    return list(arrays.data.values())
+
+
+def _operand(other: Any) -> Any:
+    """The other operand of a `_foreach` op: a list of tensors, a tensor or a python number."""
+    if isinstance(other, TorchArrays):
+        return list(other.data.values())
+    if type(other) in (int, float) or isinstance(other, torch.Tensor):
+        return other
+    return float(other)
+
+
+def _inplace(foreach_: Callable[..., None]) -> Callable[..., Arrays]:
+    def method(self: Arrays, other: Any) -> Arrays:
+        foreach_(_values(self), _operand(other))
+        return self
+
+    return method
+
+
 class TorchArrays(Arrays):
     """Arrays of torch tensors, with `torch._foreach_*` operators."""
 
@@ -40,43 +63,14 @@ class TorchArrays(Arrays):
         foreach = _FOREACH.get(op)
         if foreach is None or reflect:
             return super()._binary(other, op, reflect)
-        if isinstance(other, TorchArrays):
-            other = list(other.data.values())
-        elif type(other) not in (int, float) and not isinstance(other, torch.Tensor):
-            other = float(other)
-        return self._wrap(foreach(list(self.data.values()), other))
-
-    def _inplace(self, other: Any, foreach_: Callable[..., None]) -> Arrays:
-        if isinstance(other, TorchArrays):
-            other = list(other.data.values())
-        elif type(other) not in (int, float) and not isinstance(other, torch.Tensor):
-            other = float(other)
-        foreach_(list(self.data.values()), other)
-        return self
+        return self._wrap(foreach(_values(self), _operand(other)))
 
     # In place, as Python's augmented assignments let mutable values be: steps use them
     # only on values they computed themselves, and save an allocation per use.
-
-    def __iadd__(self, other: Any) -> Arrays:
-        return self._inplace(other, torch._foreach_add_)
-
-    def __isub__(self, other: Any) -> Arrays:
-        return self._inplace(other, torch._foreach_sub_)
-
-    def __imul__(self, other: Any) -> Arrays:
-        return self._inplace(other, torch._foreach_mul_)
-
-    def __itruediv__(self, other: Any) -> Arrays:
-        return self._inplace(other, torch._foreach_div_)
-
-    def __ipow__(self, other: Any) -> Arrays:
-        if other == 0.5:
-            torch._foreach_sqrt_(list(self.data.values()))
-            return self
-        return self._inplace(other, torch._foreach_pow_)
-
-    def __neg__(self) -> Arrays:
-        return self._wrap(torch._foreach_neg(list(self.data.values())))
+    __iadd__ = _inplace(torch._foreach_add_)
+    __isub__ = _inplace(torch._foreach_sub_)
+    __imul__ = _inplace(torch._foreach_mul_)
+    __itruediv__ = _inplace(torch._foreach_div_)
 
     def sqrt(self) -> Arrays:
         return self._wrap(torch._foreach_sqrt(list(self.data.values())))
@@ -97,33 +91,57 @@ class TorchArrays(Arrays):
         return torch.linalg.vector_norm(torch.stack([n.to(norms[0].dtype) for n in norms]))
 
     def ewma(self, x: Arrays, beta: Any) -> Arrays:
-        if not isinstance(x, TorchArrays):
-            return super().ewma(x, beta)
-        weight = 1.0 - float(beta)
-        return self._wrap(
-            torch._foreach_lerp(list(self.data.values()), list(x.data.values()), weight)
-        )
+        return self._wrap(torch._foreach_lerp(_values(self), _values(x), 1.0 - float(beta)))
 
     def ewma_squares(self, x: Arrays, beta: Any) -> Arrays:
-        if not isinstance(x, TorchArrays):
-            return super().ewma_squares(x, beta)
-        out = torch._foreach_mul(list(self.data.values()), float(beta))
-        values = list(x.data.values())
-        torch._foreach_addcmul_(out, values, values, value=1.0 - float(beta))
+        out, xs = torch._foreach_mul(_values(self), float(beta)), _values(x)
+        torch._foreach_addcmul_(out, xs, xs, value=1.0 - float(beta))
         return self._wrap(out)
 
-    def addcmul(self, x: Arrays, y: Arrays, value: Any = 1.0) -> Arrays:
-        if not (isinstance(x, TorchArrays) and isinstance(y, TorchArrays)):
-            return super().addcmul(x, y, value)
-        values = list(self.data.values())
-        xs, ys = list(x.data.values()), list(y.data.values())
-        return self._wrap(torch._foreach_addcmul(values, xs, ys, value=float(value)))
+    def yogi_ewma(self, x: Arrays, beta: Any) -> Arrays:
+        values, xs = _values(self), _values(x)
+        out = torch._foreach_sub(values, xs)
+        torch._foreach_sign_(out)
+        for o, v, y in zip(out, values, xs, strict=True):
+            torch.addcmul(v, o, y, value=float(beta) - 1.0, out=o)
+        return self._wrap(out)
 
     def axpy(self, alpha: Any, y: Arrays) -> Arrays:
-        if not isinstance(y, TorchArrays):
-            return super().axpy(alpha, y)
-        values = list(self.data.values())
-        return self._wrap(torch._foreach_add(list(y.data.values()), values, alpha=float(alpha)))
+        return self._wrap(torch._foreach_add(_values(y), _values(self), alpha=float(alpha)))
+
+    def addcmul(self, x: Arrays, y: Arrays, value: Any = 1.0) -> Arrays:
+        out = torch._foreach_addcmul(_values(self), _values(x), _values(y), value=float(value))
+        return self._wrap(out)
+
+    def adaptive_scale(self, v: Arrays, eps: Any, div: Any = 1.0, v_div: Any = 1.0) -> Arrays:
+        den = torch._foreach_sqrt(_values(v))  # the only temporary, and the output
+        if v_div != 1.0:
+            torch._foreach_div_(den, math.sqrt(v_div))
+        torch._foreach_add_(den, float(eps))
+        if div != 1.0:
+            torch._foreach_mul_(den, float(div))
+        for x, d in zip(self.data.values(), den, strict=True):
+            torch.div(x, d, out=d)
+        return self._wrap(den)
+
+    # Clipping reads the norms of CPU tensors as python floats (there is no device to wait
+    # for), then scales each array by `min(1, max_norm / norm)`: one `_foreach_mul` in all.
+
+    def clip_each(self, max_norm: Any) -> Arrays:
+        values, norms = _values(self), torch._foreach_norm(_values(self))
+        if any(n.device.type != "cpu" for n in norms):
+            return super().clip_each(max_norm)
+        scales = [min(float(max_norm) / float(n), 1.0) if n else 1.0 for n in norms]
+        return self._wrap(torch._foreach_mul(values, scales))
+
+    def clip_all(self, max_norm: Any) -> Arrays:
+        values, norms = _values(self), torch._foreach_norm(_values(self))
+        if not values or any(n.device.type != "cpu" for n in norms):
+            return super().clip_all(max_norm)
+        norm = math.sqrt(math.fsum(float(n) ** 2 for n in norms))
+        return self._wrap(
+            torch._foreach_mul(values, min(float(max_norm) / norm, 1.0) if norm else 1.0)
+        )
 
 
 class TorchBackend(Backend):

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import inspect
 import numbers
 from collections.abc import Mapping
 from typing import Any
 
 from flwr_declearn.model.api import Vector
 
-__all__ = ["check_beta", "check_positive", "required_state", "vector_or_none"]
+__all__ = ["check_beta", "check_positive", "init_config", "required_state", "vector_or_none"]
+
+
+def init_config(obj: object) -> dict[str, Any]:
+    """Return `obj`'s constructor arguments, read from the attributes of the same names."""
+    params = list(inspect.signature(type(obj).__init__).parameters.values())[1:]  # no self
+    return {
+        p.name: getattr(obj, p.name)
+        for p in params
+        if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    }
 
 
 def check_beta(value: Any, name: str = "beta") -> float:

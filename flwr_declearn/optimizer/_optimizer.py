@@ -197,20 +197,12 @@ class Optimizer:
             model.apply_updates(direction, scale=-lrate)
 
     def run_train_step(self, model: Model, batch: Batch, sclip: float | None = None) -> None:
-        """Take one training step of `model` on `batch`.
+        """Train `model` (in place) for one step on an `(inputs, y_true, s_wght)` batch.
 
-        Models that support it (see `Model.run_fused_step`) run gradients,
-        modules and update as one compiled call when every module has a
-        fused formula and no regularizer is set; the result is the same.
-
-        Parameters
-        ----------
-        model:
-            Model to train (updated in place).
-        batch:
-            `(inputs, y_true, s_wght)` batch.
-        sclip:
-            Optional L2-norm bound on sample-wise gradients (before averaging).
+        `sclip` optionally bounds the L2 norm of sample-wise gradients (before
+        averaging). Models that support it (see `Model.run_fused_step`) run
+        gradients, modules and update as one compiled call when every module
+        is `fusable` and no regularizer is set; the result is the same.
         """
         if not self.regularizers and run_fused_step(
             model, batch, sclip, self.modules, self.lrate, self.w_decay, self._fused_states

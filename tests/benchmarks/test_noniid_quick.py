@@ -3,13 +3,17 @@
 The quick mode runs four pairs (ours vs Flower's built-in Message API
 strategy) for 3 rounds on digits with a Dirichlet(0.1) split over 30
 clients, 30% of them per round: FedAvg, FedProx, FedAdam (mapped adam) and
-FedAvgM (server momentum). It exits non-zero when a pair's global weights
-differ by more than 1e-6 in any round; this test also reads its outputs.
+FedAvgM (server momentum), and two noise-floor references (Flower's FedAvg
+with shuffled replies, FedAvg with a float64 sum). It exits non-zero when a
+pair's global weights differ by more than 1e-6 in any round, whether Flower's
+strategy aggregates the very replies ours did or runs on its own; this test
+also reads its outputs (`equivalence.json`, the CSV).
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -52,16 +56,6 @@ def quick_run(
     return proc, out
 
 
-def _equivalence_rows(summary: str) -> dict[tuple[str, str], list[float]]:
-    section = summary.split("## Equivalence", 1)[1]
-    rows = {}
-    for line in section.splitlines():
-        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
-        if len(cells) == 5 and cells[1] not in ("ours", "---"):
-            rows[(cells[1], cells[2])] = [float(x) for x in cells[4].split(",")]
-    return rows
-
-
 def test_quick_mode_passes_its_equivalence_checks(
     quick_run: tuple[subprocess.CompletedProcess[str], Path],
 ) -> None:
@@ -73,11 +67,31 @@ def test_ours_matches_flower_builtins_round_for_round(
     quick_run: tuple[subprocess.CompletedProcess[str], Path],
 ) -> None:
     _, out = quick_run
-    rows = _equivalence_rows((out / "summary.md").read_text())
-    assert set(rows) == PAIRS
-    for pair, diffs in rows.items():
-        assert len(diffs) == 3, (pair, diffs)  # rounds 1..3
-        assert max(diffs) <= 1e-6, (pair, diffs)
+    data = json.loads((out / "equivalence.json").read_text())
+    pairs = {(p["ours"], p["flower"]): p for p in data["pairs"]}
+    assert set(pairs) == PAIRS
+    for pair, row in pairs.items():
+        for key in ("same_replies", "trajectory"):
+            diffs = row[key]
+            assert len(diffs) == 3, (pair, key, diffs)  # rounds 1..3, every one checked
+            assert all(d is not None and d <= 1e-6 for d in diffs), (pair, key, diffs)
+    # the plain means are also compared with the float64 mean of the same replies
+    for pair in (("fedavg", "flower-fedavg"), ("fedprox", "flower-fedprox")):
+        assert all(d is not None and d <= 1e-6 for d in pairs[pair]["ours_vs_float64"])
+
+
+def test_noise_floor_references_run(
+    quick_run: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    _, out = quick_run
+    data = json.loads((out / "equivalence.json").read_text())
+    compared = {(row["a"], row["b"]) for row in data["noise"]}
+    assert compared == {
+        ("flower-fedavg-permuted", "flower-fedavg"),
+        ("fedavg-float64", "flower-fedavg"),
+        ("fedavg", "fedavg-float64"),
+    }
+    assert all(len(row["trajectory"]) == 3 for row in data["noise"])
 
 
 def test_learning_curves_are_written_per_round(
@@ -90,7 +104,7 @@ def test_learning_curves_are_written_per_round(
     for row in rows:
         runs.setdefault((row["arm"], row["params"]), []).append(int(row["round"]))
         assert 0.0 <= float(row["test_accuracy"]) <= 1.0
-    assert len(runs) == 2 * len(PAIRS)
+    assert len(runs) == 2 * len(PAIRS) + 2  # and the two noise-floor references
     assert all(sorted(r) == [0, 1, 2, 3] for r in runs.values()), runs
     initial = {float(row["test_accuracy"]) for row in rows if row["round"] == "0"}
     assert len(initial) == 1  # every arm starts from the same model

@@ -35,6 +35,31 @@ def _hf() -> Any:
     return pytest.importorskip("datasets")
 
 
+class _DictDataset(torch.utils.data.Dataset):  # type: ignore[misc]
+    """Items as dicts, the way Hugging Face datasets in torch format give them."""
+
+    def __len__(self) -> int:
+        return len(X)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return {"img": torch.from_numpy(X[index]), "label": int(Y[index])}
+
+
+def _hf_torch() -> Any:
+    return _hf().Dataset.from_dict({"img": X, "label": Y}).with_format("torch")
+
+
+def _hf_transformed() -> Any:
+    """flwr new's PyTorch template: `with_transform` making tensors, in a DataLoader."""
+
+    def to_tensors(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        batch["img"] = [torch.tensor(img) for img in batch["img"]]
+        return batch
+
+    table = _hf().Dataset.from_dict({"img": X, "label": Y}).with_transform(to_tensors)
+    return torch.utils.data.DataLoader(table, batch_size=7)
+
+
 SOURCES: dict[str, tuple[Callable[[], Any], bool]] = {
     "numpy (x, y)": (lambda: (X, Y), False),
     "numpy (x, y, w)": (lambda: (X, Y, W), True),
@@ -56,6 +81,32 @@ SOURCES: dict[str, tuple[Callable[[], Any], bool]] = {
         lambda: _hf().Dataset.from_dict({"features": X, "label": Y}),
         False,
     ),
+    "Hugging Face datasets.Dataset, transformed": (
+        lambda: (
+            _hf()
+            .Dataset.from_dict({"img": X, "label": Y})
+            .with_transform(lambda batch: {key: np.asarray(val) for key, val in batch.items()})
+        ),
+        False,
+    ),
+    "torch Dataset of dicts": (_DictDataset, False),
+    "torch DataLoader of dict batches": (
+        lambda: torch.utils.data.DataLoader(_DictDataset(), batch_size=7),
+        False,
+    ),
+    "Hugging Face dataset in torch format": (_hf_torch, False),
+    "DataLoader of a Hugging Face dataset in torch format": (
+        lambda: torch.utils.data.DataLoader(_hf_torch(), batch_size=7),
+        False,
+    ),
+    "DataLoader of a transformed Hugging Face dataset (flwr new template)": (
+        _hf_transformed,
+        False,
+    ),
+    "tf.data.Dataset of dicts": (
+        lambda: _tf().data.Dataset.from_tensor_slices({"x": X, "y": Y}).batch(7),
+        False,
+    ),
 }
 
 
@@ -68,10 +119,10 @@ def _train(train_data: Any) -> list[np.ndarray]:
     torch.manual_seed(0)
     model = TorchModel(torch.nn.Linear(4, 3), loss=torch.nn.CrossEntropyLoss(reduction="none"))
     context = Context(run_id=1, node_id=1, node_config={}, state=RecordDict(), run_config={})
-    client = DeclearnClient(model, train_data, context)
+    client = DeclearnClient(model, train_data, context, seed=7)
     config = {
         wire.KEY_OPTIMIZER: wire.encode({"lrate": 0.1, "modules": [["momentum", {}]]}),
-        wire.KEY_TRAIN_CONFIG: wire.encode({"batch_size": 8, "n_steps": 6, "shuffle": False}),
+        wire.KEY_TRAIN_CONFIG: wire.encode({"batch_size": 8, "n_steps": 6, "shuffle": True}),
     }
     weights, n_examples, _ = client.fit(client.get_parameters({}), config)
     assert n_examples == 30
@@ -93,6 +144,28 @@ def test_training_from_any_accepted_type_equals_training_from_an_inmemorydataset
         np.testing.assert_array_equal(got, exp)
 
 
+def test_the_client_seed_sets_the_batch_order() -> None:
+    first, again = _train((X, Y)), _train(InMemoryDataset(X, Y, seed=123))
+    for got, exp in zip(again, first, strict=True):
+        np.testing.assert_array_equal(got, exp)  # the client's seed overrides the dataset's
+    unshuffled = InMemoryDataset(X, Y, seed=123)
+    assert as_dataset(unshuffled) is unshuffled
+    assert as_dataset(unshuffled, seed=7).seed == 7 and unshuffled.seed == 123
+
+
+def test_dict_keys_can_be_named_and_missing_keys_are_named_in_the_error() -> None:
+    items = [{"pixels": X[i], "digit": Y[i], "w": W[i]} for i in range(len(X))]
+    loader = torch.utils.data.DataLoader(items, batch_size=4)
+    data = as_dataset(loader, features="pixels", target="digit", s_wght="w")
+    np.testing.assert_allclose(data.data, X)
+    np.testing.assert_array_equal(data.target, Y)
+    np.testing.assert_allclose(data.s_wght, W)
+    unlabelled = as_dataset(loader, features="pixels")  # no "label"-like key: no target
+    assert unlabelled.target is None
+    with pytest.raises(ValueError, match=r"keys \['image'\] of a DataLoader with keys"):
+        as_dataset(loader, features="image")
+
+
 def test_hf_columns_can_be_chosen_and_tabular_columns_are_stacked() -> None:
     datasets = _hf()
     table = datasets.Dataset.from_dict(
@@ -102,7 +175,7 @@ def test_hf_columns_can_be_chosen_and_tabular_columns_are_stacked() -> None:
     np.testing.assert_array_equal(data.data, X[:, :2])
     np.testing.assert_array_equal(data.target, Y)  # "y" found as the target column
     np.testing.assert_array_equal(data.s_wght, W)
-    with pytest.raises(ValueError, match=r"columns \['nope'\]"):
+    with pytest.raises(ValueError, match=r"keys \['nope'\]"):
         from_hf_dataset(table, features="nope")
 
 

@@ -13,16 +13,26 @@ FENCE = re.compile(r"^```diff\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
 
 def port_diffs() -> list[str]:
-    """The diff blocks of README.md: the server and the client edits."""
+    """README.md's diff blocks, in order: the server-only edit, then the client-side two."""
     diffs = FENCE.findall((REPO / "README.md").read_text())
-    assert len(diffs) == 2, "README.md should hold the server and the client diff"
+    assert len(diffs) == 3, "README.md should hold the server-only diff and the client-side two"
     return diffs
 
 
-def apply_port(target: Path) -> Path:
-    """Copy the template app to `target` and apply README.md's diffs to it with `git apply`."""
+def server_only_port() -> list[str]:
+    """The diffs of the server-only port (the template's clients unchanged)."""
+    return port_diffs()[:1]
+
+
+def client_side_port() -> list[str]:
+    """The diffs of the client-side port (applied on top of the server-only one)."""
+    return port_diffs()
+
+
+def apply_port(target: Path, diffs: list[str]) -> Path:
+    """Copy the template app to `target` and apply `diffs` to it, in order, with `git apply`."""
     shutil.copytree(TEMPLATE, target, ignore=shutil.ignore_patterns("__pycache__"))
-    for i, diff in enumerate(port_diffs()):
+    for i, diff in enumerate(diffs):
         patch = target.parent / f"port-{i}.diff"
         patch.write_text(diff)
         subprocess.run(

@@ -43,6 +43,8 @@ CASES: dict[str, tuple[Any, ...]] = {
     # One client per framework (the README runs two).
     "mixed-frameworks": (3, "", 0.5, "canonical torch", {}, "num-supernodes=4"),
     "haiku-finetune": (3, "pretrain-epochs=3", 0.55, "haiku", {"frozen_weights_unchanged": True}),
+    # Epsilon by round, checked against dp-accounting below.
+    "dp-sgd": (3, "noise-multiplier=1.2", 0.3, "dp_accounting", {}),
 }
 
 
@@ -80,6 +82,30 @@ def test_example_command_runs_and_writes_its_json_and_png(example: str, tmp_path
     assert {key: results.get(key) for key in expected} == expected
     png = result_file.with_suffix(".png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    if example == "dp-sgd":
+        _check_epsilon(results["rounds"], log)
+
+
+def _check_epsilon(rounds: list[dict[str, Any]], log: str) -> None:
+    """Each round's epsilon (worst client) is dp-accounting's for the steps taken so far."""
+    import dp_accounting
+
+    spent = [row for row in rounds if "epsilon" in row]
+    assert [row["round"] for row in spent] == [row["round"] for row in rounds[1:]], rounds
+    # 2 IID clients of the 1437 training digits: 718 or 719 samples, batch 32, one epoch of
+    # n // 32 + 1 Poisson draws per round, noise multiplier 1.2.
+    for row in spent:
+        assert f"round {row['round']}: DP-SGD (epsilon, delta) = ({row['epsilon']:.3f}" in log
+        candidates = []
+        for n_samples in (718, 719):
+            accountant = dp_accounting.rdp.RdpAccountant()
+            event = dp_accounting.PoissonSampledDpEvent(
+                32 / n_samples, dp_accounting.GaussianDpEvent(1.2)
+            )
+            accountant.compose(event, row["round"] * (n_samples // 32 + 1))
+            candidates.append(accountant.get_epsilon(1e-5))
+        assert row["epsilon"] == pytest.approx(max(candidates), rel=1e-9)
+        assert row["delta"] == 1e-5
 
 
 def _require_canonical_torch() -> None:
@@ -99,7 +125,7 @@ def test_every_example_has_a_readme_command_and_a_ci_case() -> None:
         if (path.parent / "README.md").exists() and path.parent.name in CASES
     )
     apps = sorted(path.parent.name for path in EXAMPLES.glob("*/pyproject.toml"))
-    owned_elsewhere = {"ilql", "dp-sgd"}  # examples with their own tests
+    owned_elsewhere = {"ilql"}  # tests/ilql/test_ilql_example.py runs it
     assert sorted(set(apps) - owned_elsewhere) == examples == sorted(CASES)
     for example in examples:
         assert readme_command(example)

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
 from flwr.serverapp.strategy import FedAvg
 
 from flwr_declearn.flower import (
@@ -212,3 +213,111 @@ def test_weights_sent_as_arrays_keep_names_shapes_and_dtypes() -> None:
     assert isinstance(record, ArrayRecord)
     back = record_to_arrays(record)
     assert back["a"].dtype == np.int64 and back["b"].shape == (2, 2)
+
+
+def test_initial_arrays_may_be_flowers_positional_record_in_model_order() -> None:
+    start = {"kernel": np.array([[0.5], [-1.0], [2.0]]), "bias": np.array([0.25])}
+    by_name = message_strategy()
+    by_name.start(make_grid(), initial_arrays=arrays_to_record(start), num_rounds=2)
+    positional = message_strategy()
+    record = ArrayRecord([start["kernel"], start["bias"]])  # keys "0", "1": model order
+    assert list(record.keys()) == ["0", "1"]
+    positional.start(make_grid(), initial_arrays=record, num_rounds=2)
+    for name, value in by_name.global_weights.items():
+        np.testing.assert_array_equal(positional.global_weights[name], value)
+
+
+def test_a_torch_templates_positional_record_maps_onto_the_state_dict() -> None:
+    torch = pytest.importorskip("torch")
+    from flwr_declearn.model.torch import TorchModel
+
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+    strategy = message_strategy(model=TorchModel(net, loss=torch.nn.CrossEntropyLoss()))
+    record = ArrayRecord([value.numpy() for value in net.state_dict().values()])
+    named = strategy._named(record)
+    assert list(named.keys()) == list(net.state_dict())
+    for name, value in net.state_dict().items():
+        np.testing.assert_array_equal(named[name].numpy(), value.numpy())
+    assert strategy._named(ArrayRecord(net.state_dict())).keys() == net.state_dict().keys()
+
+
+@pytest.mark.parametrize(
+    ("arrays", "fault"),
+    [
+        ({"w": np.zeros(3)}, r"got keys \['w'\]"),
+        ([np.zeros((3, 1))], "got 1 positional arrays"),
+        ([np.zeros((1, 3)), np.zeros(1)], r'shapes differ: "0" \(1, 3\) for kernel \(3, 1\)'),
+    ],
+)
+def test_initial_arrays_that_fit_neither_form_say_what_to_pass(arrays: Any, fault: str) -> None:
+    record = arrays_to_record(arrays) if isinstance(arrays, dict) else ArrayRecord(arrays)
+    strategy = message_strategy()
+    with pytest.raises(ValueError, match=fault) as caught:
+        strategy.start(make_grid(), initial_arrays=record, num_rounds=1)
+    message = str(caught.value)
+    assert "keyed by the model's weight names ['kernel', 'bias']" in message
+    assert 'keys "0", "1", ... (ArrayRecord(list_of_ndarrays))' in message
+    assert strategy.core.server_round == 0
+
+
+# -- plain Flower clients (their own training, FedAvg's reply) ---------------------------------
+
+plain_app = ClientApp()
+
+
+@plain_app.train()
+def plain_train(message: Message, context: Context) -> Message:
+    """A Flower template's @app.train(): its own local SGD, the weights and "num-examples" back."""
+    index = int(context.node_config["partition-id"])
+    data = regression_data(20 + 10 * index, seed=index, shift=float(index))
+    weights = {name: array.numpy() for name, array in message.content["arrays"].items()}
+    lr = float(message.content["config"]["lr"])  # the user's own train_config still arrives
+    for inputs, targets, _ in data.generate_batches(8):
+        error = inputs @ weights["kernel"] + weights["bias"] - np.reshape(targets, (-1, 1))
+        weights["kernel"] = weights["kernel"] - lr * inputs.T @ error / len(error)
+        weights["bias"] = weights["bias"] - lr * error.mean(0)
+    metrics = MetricRecord({"train_loss": float((error**2).mean()), "num-examples": len(data)})
+    return Message(
+        RecordDict({"arrays": arrays_to_record(weights), "metrics": metrics}), reply_to=message
+    )
+
+
+def plain_grid() -> LocalGrid:
+    contexts = {node: make_context(node, node - 1) for node in range(1, N_NODES + 1)}
+    return LocalGrid(plain_app, contexts)
+
+
+def test_plain_flower_clients_train_under_server_side_modules() -> None:
+    start = arrays_to_record(LinearModel(3).get_weights().pack())
+    fedavg = FedAvg(min_train_nodes=N_NODES, min_available_nodes=N_NODES, fraction_evaluate=0.0)
+    expected = fedavg.start(
+        plain_grid(), start, num_rounds=3, train_config=ConfigRecord({"lr": 0.05})
+    )
+    as_fedavg = message_strategy(
+        server_optimizer=None, client_optimizer=Optimizer(0.05), fraction_evaluate=0
+    )
+    as_fedavg.start(plain_grid(), num_rounds=3, train_config=ConfigRecord({"lr": 0.05}))
+    for name, value in record_to_arrays(expected.arrays).items():
+        np.testing.assert_allclose(as_fedavg.global_weights[name], value, atol=1e-12)
+    adam = message_strategy(
+        server_optimizer=Optimizer(0.1, modules=["adam"]),
+        client_optimizer=Optimizer(0.05),
+        aggregator="median",
+        fraction_evaluate=0,
+    )
+    result = adam.start(plain_grid(), num_rounds=3, train_config=ConfigRecord({"lr": 0.05}))
+    assert adam.core.server_round == 3
+    assert result.train_metrics_clientapp[3]["train_loss"] > 0
+    assert np.abs(adam.global_weights["kernel"]).max() > 0.1
+
+
+def test_plain_flower_clients_are_refused_by_modules_that_need_client_aux_vars(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    strategy = message_strategy(fraction_evaluate=0)  # SCAFFOLD
+    with caplog.at_level(logging.WARNING, logger="flwr"):
+        strategy.start(plain_grid(), num_rounds=1, train_config=ConfigRecord({"lr": 0.05}))
+    assert strategy.core.server_round == 0
+    for node in range(1, N_NODES + 1):
+        assert f"client {node}: no aux-vars for ['scaffold']" in caplog.text
+    assert "flwr_declearn.flower.handle_train" in caplog.text

@@ -89,3 +89,51 @@ def test_shared_options_are_checked_on_both_strategies(cls: type) -> None:
     strategy = cls(**base, aggregator=("trimmed-mean", {"beta": 0.2}), limits={"max_examples": 5})
     assert strategy.core.aggregator.get_config() == {"beta": 0.2}
     assert strategy.core.limits.max_examples == 5
+
+
+def eval_reply(node: int, count: int, **metrics: float) -> Message:
+    record = MetricRecord({"num-examples": count, **metrics})
+    return reply(node, RecordDict({"metrics": record}))
+
+
+def failed_reply(node: int) -> Message:
+    request = Message(RecordDict(), dst_node_id=node, message_type="evaluate")
+    failed = Message(Error(code=0, reason="boom"), reply_to=request)
+    failed.metadata.__dict__["_src_node_id"] = node
+    return failed
+
+
+def test_message_strategy_evaluation_honours_accept_failures(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    replies = [eval_reply(1, 4, accuracy=0.5), eval_reply(2, 12, accuracy=1.0), failed_reply(3)]
+    with caplog.at_level(logging.WARNING, logger="flwr"):
+        assert message_strategy(accept_failures=False).aggregate_evaluate(1, replies) is None
+    assert "node 3 failed evaluation: boom" in caplog.text
+    assert "failures occurred; not aggregating" in caplog.text
+    accepted = message_strategy().aggregate_evaluate(1, replies)
+    assert accepted is not None and dict(accepted) == {"accuracy": 0.875}
+
+
+def test_evaluation_hides_internal_entries_and_skips_repeated_or_unreadable_replies(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    seen: list[Any] = []
+
+    def evaluate_metrics(results: list[tuple[int, dict[str, Any]]]) -> dict[str, Any]:
+        seen.extend(results)
+        return {"n": sum(n for n, _ in results)}
+
+    strategy = message_strategy(evaluate_metrics_aggregation_fn=evaluate_metrics)
+    replies = [
+        eval_reply(2, 6, accuracy=1.0, **{"declearn.round": 1.0}),
+        eval_reply(1, 4, accuracy=0.5),
+        eval_reply(2, 600, accuracy=0.0),  # the same node again: dropped
+        reply(3, RecordDict()),  # no metrics record
+    ]
+    with caplog.at_level(logging.WARNING, logger="flwr"):
+        result = strategy.aggregate_evaluate(1, replies)
+    assert result is not None and dict(result) == {"n": 10.0}
+    assert seen == [(4, {"accuracy": 0.5}), (6, {"accuracy": 1.0})]
+    assert "client 2: a second result in this round" in caplog.text
+    assert "skipping the evaluation of client 3" in caplog.text

@@ -354,8 +354,10 @@ def test_any_failure_during_aggregation_restores_the_state_bit_for_bit(
     calls["n"] = 1
     with pytest.raises(AggregationError, match="metric aggregation blew up"):
         strict.aggregate_fit(
-            1, [(proxy("1"), fit_res(items[0][1], 10))], []
-        ) if api == "legacy" else strict.aggregate_train(1, [reply(1, items[0][1], 10)])
+            1, [(proxy("1"), fit_res(items[0][1], 10, items[0][2]))], []
+        ) if api == "legacy" else strict.aggregate_train(
+            1, [reply(1, items[0][1], 10, items[0][2])]
+        )
 
 
 def test_a_non_finite_new_state_is_rolled_back(caplog: pytest.LogCaptureFixture) -> None:

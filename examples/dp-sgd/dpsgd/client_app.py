@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from flwr.app import Context
 
-from dpsgd.task import build_model, load_partition
+from dpsgd.task import build_model
+from flwr_declearn.data.examples import digits_partition
 from flwr_declearn.flower import DeclearnClient, make_client_app
 
 
 def client_fn(context: Context) -> DeclearnClient:
     """Build this node's client from its Hugging Face partition (no conversion needed)."""
-    partition = load_partition(
+    partition = digits_partition(
         int(context.node_config["partition-id"]),
         int(context.node_config["num-partitions"]),
+        partitioning="iid",
         seed=int(context.run_config["seed"]),
     )
     return DeclearnClient(

@@ -2,26 +2,26 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from logging import INFO
-from pathlib import Path
 from typing import Any
 
 from flwr.app import ArrayRecord, Context, Message, MetricRecord
 from flwr.common import log
+from flwr.serverapp import Grid, ServerApp
 
-from dpsgd.task import build_model, load_splits
-from flwr_declearn.flower import DeclearnMessageStrategy, ModelEvaluator, make_server_app
+from dpsgd.task import build_model
+from flwr_declearn.data.examples import digits_test_data
+from flwr_declearn.flower import DeclearnMessageStrategy, ModelEvaluator
+from flwr_declearn.flower.report import RunReport
 
 
-class DpReport(DeclearnMessageStrategy):
+class DpStrategy(DeclearnMessageStrategy):
     """The strategy, logging each round's (epsilon, delta) spent by the clients (worst one)."""
 
-    def __init__(self, result_file: str, **kwargs: Any) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.result_file = Path(result_file) if result_file else None
-        self.history: list[dict[str, float]] = []
+        self.spent: dict[int, tuple[float, float]] = {}
 
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
@@ -34,37 +34,36 @@ class DpReport(DeclearnMessageStrategy):
         ]
         arrays, metrics = super().aggregate_train(server_round, replies)
         if spent:
-            epsilon, delta = max(spent)
+            self.spent[server_round] = max(spent)
             log(
                 INFO,
                 "round %d: DP-SGD (epsilon, delta) = (%.3f, %g), worst of %d client(s)",
                 server_round,
-                epsilon,
-                delta,
+                *self.spent[server_round],
                 len(spent),
             )
-            self.history.append({"round": server_round, "epsilon": epsilon, "delta": delta})
         return arrays, metrics
 
-    def evaluate_and_record(self, server_round: int, weights: dict) -> tuple[float, dict]:
-        loss, metrics = self.evaluator(server_round, weights)
-        log(INFO, "round %d: test accuracy %.4f", server_round, metrics["accuracy"])
-        rows = [row for row in self.history if row["round"] == server_round]
-        if rows:
-            rows[0]["accuracy"] = float(metrics["accuracy"])
-        if self.result_file is not None:
-            self.result_file.write_text(json.dumps({"rounds": self.history}, indent=1))
-        return loss, metrics
+
+app = ServerApp()
 
 
-def strategy_fn(context: Context) -> DpReport:
-    """Build the strategy from the run config: Poisson sampling, clipping and Gaussian noise."""
+@app.main()
+def main(grid: Grid, context: Context) -> None:
+    """Run DP-SGD clients under FedAvg: Poisson sampling, clipping and Gaussian noise."""
     cfg = context.run_config
     seed, batch_size, max_norm = int(cfg["seed"]), int(cfg["batch-size"]), float(cfg["max-norm"])
+    report = RunReport("dp-sgd", str(cfg["result-file"]), dict(cfg))
+    evaluator = ModelEvaluator(build_model(seed=seed), digits_test_data(seed))
+
+    def evaluate(server_round: int, weights: dict) -> tuple[float, dict]:
+        loss, metrics = evaluator(server_round, weights)
+        report.record(server_round, loss, metrics["accuracy"])
+        return loss, metrics
+
     # Noise std on the mean of `batch_size` (expected) clipped gradients, for multiplier z.
     std = float(cfg["noise-multiplier"]) * max_norm / batch_size
-    strategy = DpReport(
-        str(cfg["result-file"]),
+    strategy = DpStrategy(
         model=build_model(seed=seed),
         client_optimizer={
             "lrate": float(cfg["client-lrate"]),
@@ -80,10 +79,10 @@ def strategy_fn(context: Context) -> DpReport:
         fraction_evaluate=0.0,
         min_train_nodes=int(cfg["min-clients"]),
         min_available_nodes=int(cfg["min-clients"]),
+        evaluate_fn=evaluate,
     )
-    strategy.evaluator = ModelEvaluator(build_model(seed=seed), load_splits(seed)[1])
-    strategy.evaluate_fn = strategy.evaluate_and_record
-    return strategy
-
-
-app = make_server_app(strategy_fn)
+    result = strategy.start(grid, num_rounds=int(cfg["num-server-rounds"]))
+    for entry in report.rounds:  # the worst client's privacy spent so far, by round
+        if int(entry["round"]) in strategy.spent:
+            entry["epsilon"], entry["delta"] = strategy.spent[int(entry["round"])]
+    report.finish(train_metrics=result.train_metrics_clientapp)

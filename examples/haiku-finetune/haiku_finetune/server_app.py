@@ -9,9 +9,10 @@ from flwr.app import Context
 from flwr.common import log
 from flwr.serverapp import Grid, ServerApp
 
+from flwr_declearn.data.examples import digits_test_data
 from flwr_declearn.flower import DeclearnMessageStrategy, ModelEvaluator, evaluate_model
 from flwr_declearn.flower.report import RunReport
-from haiku_finetune.task import HEAD, build_model, load_public_data, load_test_data, pretrain
+from haiku_finetune.task import HEAD, build_model, load_public_data, pretrain
 
 app = ServerApp()
 
@@ -22,7 +23,7 @@ def main(grid: Grid, context: Context) -> None:
     cfg = context.run_config
     seed = int(cfg["seed"])
     report = RunReport("haiku-finetune", str(cfg["result-file"]), dict(cfg))
-    test_data = load_test_data(seed)
+    test_data = digits_test_data(seed)
 
     model = build_model(seed=seed)
     pretrain(model, load_public_data(seed), int(cfg["pretrain-epochs"]), lrate=0.1)

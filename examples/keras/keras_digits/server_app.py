@@ -5,10 +5,11 @@ from __future__ import annotations
 from flwr.app import Context
 from flwr.serverapp import Grid, ServerApp
 
+from flwr_declearn.data.examples import digits_test_data
 from flwr_declearn.flower import DeclearnMessageStrategy, ModelEvaluator
 from flwr_declearn.flower.report import RunReport
 from flwr_declearn.optimizer import Optimizer
-from keras_digits.task import build_model, load_test_data
+from keras_digits.task import build_model
 
 app = ServerApp()
 
@@ -19,7 +20,7 @@ def main(grid: Grid, context: Context) -> None:
     cfg = context.run_config
     seed = int(cfg["seed"])
     report = RunReport("keras", str(cfg["result-file"]), dict(cfg))
-    evaluator = ModelEvaluator(build_model(seed=seed), load_test_data(seed))
+    evaluator = ModelEvaluator(build_model(seed=seed), digits_test_data(seed))
 
     def evaluate(server_round: int, weights: dict) -> tuple[float, dict]:
         loss, metrics = evaluator(server_round, weights)

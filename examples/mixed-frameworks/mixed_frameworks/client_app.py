@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from flwr.app import Context
 
+from flwr_declearn.data.examples import digits_partition
 from flwr_declearn.flower import DeclearnClient, make_client_app
-from mixed_frameworks.task import build_model, load_client_data
+from mixed_frameworks.task import build_model
 
 
 def framework_of(partition_id: int, frameworks: str) -> str:
@@ -18,7 +19,7 @@ def client_fn(context: Context) -> DeclearnClient:
     """Build this node's client: the MLP in this node's framework, on its partition."""
     cfg = context.run_config
     partition_id = int(context.node_config["partition-id"])
-    partition = load_client_data(
+    partition = digits_partition(
         partition_id,
         int(context.node_config["num-partitions"]),
         partitioning=str(cfg["partitioning"]),

@@ -8,10 +8,11 @@ from flwr.app import Context
 from flwr.common import log
 from flwr.serverapp import Grid, ServerApp
 
+from flwr_declearn.data.examples import digits_test_data
 from flwr_declearn.flower import DeclearnMessageStrategy, ModelEvaluator
 from flwr_declearn.flower.report import RunReport
 from flwr_declearn.optimizer import Optimizer
-from mixed_frameworks.task import build_model, load_test_data
+from mixed_frameworks.task import build_model
 
 app = ServerApp()
 
@@ -31,7 +32,7 @@ def main(grid: Grid, context: Context) -> None:
         frameworks.split(","),
         len(frameworks.split(",")),
     )
-    evaluator = ModelEvaluator(build_model(server_framework, seed=seed), load_test_data(seed))
+    evaluator = ModelEvaluator(build_model(server_framework, seed=seed), digits_test_data(seed))
 
     def evaluate(server_round: int, weights: dict) -> tuple[float, dict]:
         loss, metrics = evaluator(server_round, weights)

@@ -6,10 +6,11 @@ from flwr.app import Context
 from flwr.common import Scalar
 from flwr.server import ServerApp, ServerAppComponents, ServerConfig
 
+from flwr_declearn.data.examples import digits_test_data
 from flwr_declearn.flower import DeclearnStrategy, ModelEvaluator
 from flwr_declearn.flower.report import RunReport
 from flwr_declearn.optimizer import Optimizer
-from quickstart_legacy.task import build_model, load_test_data
+from quickstart_legacy.task import build_model
 
 
 def server_fn(context: Context) -> ServerAppComponents:
@@ -17,7 +18,7 @@ def server_fn(context: Context) -> ServerAppComponents:
     cfg = context.run_config
     seed, num_rounds = int(cfg["seed"]), int(cfg["num-server-rounds"])
     report = RunReport("quickstart-legacy", str(cfg["result-file"]), dict(cfg))
-    evaluator = ModelEvaluator(build_model(seed=seed), load_test_data(seed))
+    evaluator = ModelEvaluator(build_model(seed=seed), digits_test_data(seed))
 
     def evaluate(server_round: int, weights: dict) -> tuple[float, dict[str, Scalar]]:
         loss, metrics = evaluator(server_round, weights)

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from flwr.app import Context
 
+from flwr_declearn.data.examples import digits_partition
 from flwr_declearn.flower import DeclearnClient, make_client_app
-from quickstart.task import build_model, load_client_data
+from quickstart.task import build_model
 
 
 def client_fn(context: Context) -> DeclearnClient:
     """Build this node's client; its Optimizer state (SCAFFOLD's c_i) lives in `context.state`."""
     cfg = context.run_config
-    partition = load_client_data(
+    partition = digits_partition(
         int(context.node_config["partition-id"]),
         int(context.node_config["num-partitions"]),
         partitioning=str(cfg["partitioning"]),

@@ -10,7 +10,7 @@ from functools import partial
 from typing import Any, ClassVar
 
 from flwr_declearn.model.api import Vector
-from flwr_declearn.optimizer._arrays import Arrays, Hyper, addcmul, ewma, ewma_squares
+from flwr_declearn.optimizer._arrays import Arrays, Hyper
 from flwr_declearn.optimizer._checks import (
     check_beta,
     check_positive,
@@ -23,19 +23,13 @@ __all__ = ["AdaGradModule", "AdamModule", "RMSPropModule", "YogiModule"]
 
 
 def adagrad(states: tuple[Arrays, ...], g: Arrays, h: Hyper) -> Any:
-    (s,) = states
-    s = addcmul(s, g, g)  # s + g ** 2
-    den = s.sqrt()
-    den += h["eps"]
-    return (s,), g / den
+    s = states[0].addcmul(g, g)  # s + g ** 2
+    return (s,), g.adaptive_scale(s, h["eps"])  # g / (sqrt(s) + eps)
 
 
 def rmsprop(states: tuple[Arrays, ...], g: Arrays, h: Hyper) -> Any:
-    (v,) = states
-    v = ewma_squares(v, g, h["beta"])
-    den = v.sqrt()
-    den += h["eps"]
-    return (v,), g / den
+    v = states[0].ewma_squares(g, h["beta"])
+    return (v,), g.adaptive_scale(v, h["eps"])  # g / (sqrt(v) + eps)
 
 
 class AdaGradModule(OptiModule):
@@ -49,17 +43,12 @@ class AdaGradModule(OptiModule):
     name: ClassVar[str] = "adagrad"
     step = staticmethod(adagrad)
     state_names = ("state",)
+    hyper_names = ("eps",)
 
     def __init__(self, eps: float = 1e-7, round_reset: bool = False) -> None:
         self.eps = check_positive(eps, "eps", strict=False)
         self.round_reset = bool(round_reset)
         self.state: Vector | None = None
-
-    def hyper(self) -> dict[str, float]:
-        return {"eps": self.eps}
-
-    def get_config(self) -> dict[str, Any]:
-        return {"eps": self.eps, "round_reset": self.round_reset}
 
 
 class RMSPropModule(OptiModule):
@@ -74,6 +63,7 @@ class RMSPropModule(OptiModule):
     name: ClassVar[str] = "rmsprop"
     step = staticmethod(rmsprop)
     state_names = ("state",)
+    hyper_names = ("beta", "eps")
 
     def __init__(self, beta: float = 0.9, eps: float = 1e-7, round_reset: bool = False) -> None:
         self.beta = check_beta(beta)
@@ -81,31 +71,15 @@ class RMSPropModule(OptiModule):
         self.round_reset = bool(round_reset)
         self.state: Vector | None = None
 
-    def hyper(self) -> dict[str, float]:
-        return {"beta": self.beta, "eps": self.eps}
-
-    def get_config(self) -> dict[str, Any]:
-        return {"beta": self.beta, "eps": self.eps, "round_reset": self.round_reset}
-
-
-def yogi_ewma(v: Arrays, x: Arrays, beta: Any) -> Arrays:
-    """Yogi's additive average (Zaheer et al., 2018): `v - (1 - beta) * sign(v - x) * x`."""
-    return addcmul(v, (v - x).sign(), x, beta - 1.0)
-
 
 def adam(states: tuple[Arrays, ...], g: Arrays, h: Hyper, yogi: bool, amsgrad: bool) -> Any:
     m, v, *vmax = states
-    m = ewma(m, g, h["beta_1"])
-    v = yogi_ewma(v, g * g, h["beta_2"]) if yogi else ewma_squares(v, g, h["beta_2"])
-    den = v / h["bias_2"]  # v_hat
-    if amsgrad:  # v_hat = vmax_t = max(v_hat, vmax_{t-1}), with vmax_0 = 0
-        vmax[0] = den.maximum(vmax[0])
-        den = vmax[0] * 1.0  # a copy: `den` changes in place below
-    den **= 0.5
-    den += h["eps"]
-    out = m / h["bias_1"]
-    out /= den
-    return (m, v, *vmax), out
+    m = m.ewma(g, h["beta_1"])
+    v = v.yogi_ewma(g * g, h["beta_2"]) if yogi else v.ewma_squares(g, h["beta_2"])
+    if amsgrad:  # vmax_t = max(v / bias_2, vmax_{t-1})
+        vmax = [(v / h["bias_2"]).maximum(vmax[0])]
+        return (m, v, *vmax), m.adaptive_scale(vmax[0], h["eps"], h["bias_1"])
+    return (m, v), m.adaptive_scale(v, h["eps"], h["bias_1"], h["bias_2"])
 
 
 _ADAM_STEPS = {
@@ -131,6 +105,7 @@ class AdamModule(OptiModule):
     """
 
     name: ClassVar[str] = "adam"
+    hyper_names = ("beta_1", "beta_2", "eps")
     yogi: ClassVar[bool] = False
     """Whether `v_t` follows Yogi's additive rule (see `YogiModule`)."""
 
@@ -159,15 +134,9 @@ class AdamModule(OptiModule):
         return not self.amsgrad  # AMSGrad stays on the eager path, as documented and tested
 
     def hyper(self) -> dict[str, float]:
-        t = self.steps + 1
-        bias_1, bias_2 = 1.0 - self.beta_1**t, 1.0 - self.beta_2**t
-        return {
-            "beta_1": self.beta_1,
-            "beta_2": self.beta_2,
-            "eps": self.eps,
-            "bias_1": bias_1,
-            "bias_2": bias_2,
-        }
+        t = self.steps + 1  # bias corrections of step t
+        bias = {"bias_1": 1.0 - self.beta_1**t, "bias_2": 1.0 - self.beta_2**t}
+        return {**super().hyper(), **bias}
 
     def advance(self, states: tuple[Vector, ...]) -> None:
         super().advance(states)
@@ -177,15 +146,6 @@ class AdamModule(OptiModule):
         if self.round_reset:
             self.steps = 0
             self.momentum = self.velocity = self.vmax = None
-
-    def get_config(self) -> dict[str, Any]:
-        return {
-            "beta_1": self.beta_1,
-            "beta_2": self.beta_2,
-            "amsgrad": self.amsgrad,
-            "eps": self.eps,
-            "round_reset": self.round_reset,
-        }
 
     def get_state(self) -> dict[str, Any]:
         return {

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 from flwr_declearn.model.api import Vector
 from flwr_declearn.optimizer._arrays import Step
 from flwr_declearn.optimizer._backend import run_step
-from flwr_declearn.optimizer._checks import required_state, vector_or_none
+from flwr_declearn.optimizer._checks import init_config, required_state, vector_or_none
 from flwr_declearn.utils import create_types_registry
 from flwr_declearn.utils._plugin import RegisteredPlugin
 
@@ -66,9 +66,12 @@ class OptiModule(RegisteredPlugin, metaclass=ABCMeta, register=False):
     round_reset: bool = False
     """Whether `on_round_start` resets the states (and counters) to their start."""
 
+    hyper_names: tuple[str, ...] = ()
+    """Attributes holding the step's scalars (what `hyper` returns by default)."""
+
     def hyper(self) -> dict[str, float]:
         """Return the scalars of the next step, by name."""
-        return {}
+        return {name: getattr(self, name) for name in self.hyper_names}
 
     @property
     def fusable(self) -> bool:
@@ -79,7 +82,7 @@ class OptiModule(RegisteredPlugin, metaclass=ABCMeta, register=False):
         """Transform input gradients and return a Vector with the same specs."""
         if self.step is None:
             raise NotImplementedError(f"{type(self).__name__} has neither a `step` nor a `run`.")
-        states = tuple(getattr(self, name) for name in self.state_names)
+        states = tuple([getattr(self, name) for name in self.state_names])
         new, out = run_step(self.step, states, gradients, self.hyper())
         self.advance(new)
         return out
@@ -116,7 +119,7 @@ class OptiModule(RegisteredPlugin, metaclass=ABCMeta, register=False):
 
     def get_config(self) -> dict[str, Any]:
         """Return the JSON-serializable keyword arguments that rebuild this module."""
-        return {}
+        return init_config(self)
 
     def get_state(self) -> dict[str, Any]:
         """Return the module's inner state (JSON-able via `to_jsonable`)."""

@@ -12,29 +12,20 @@ __all__ = ["L2Clipping", "L2GlobalClipping"]
 
 
 def clip_each(states: tuple[Arrays, ...], g: Arrays, h: Hyper) -> Any:
-    max_norm = h["max_norm"]
-    return (), g * (max_norm / g.norms().maximum(max_norm))
+    return (), g.clip_each(h["max_norm"])  # g_k / max(1, ||g_k|| / max_norm), for each k
 
 
 def clip_global(states: tuple[Arrays, ...], g: Arrays, h: Hyper) -> Any:
-    if not g.data:
-        return (), g
-    norm = g.norm()
-    max_norm = g.ops.cast(h["max_norm"], norm)
-    return (), g * (max_norm / g.ops.maximum(norm, max_norm))
+    return (), g.clip_all(h["max_norm"])  # g / max(1, ||g|| / max_norm)
 
 
 class _Clipping(OptiModule, register=False):
     """Stateless clipping to `max_norm` (> 0)."""
 
+    hyper_names = ("max_norm",)
+
     def __init__(self, max_norm: float = 1.0) -> None:
         self.max_norm = check_positive(max_norm, "max_norm")
-
-    def hyper(self) -> dict[str, float]:
-        return {"max_norm": self.max_norm}
-
-    def get_config(self) -> dict[str, Any]:
-        return {"max_norm": self.max_norm}
 
 
 class L2Clipping(_Clipping):

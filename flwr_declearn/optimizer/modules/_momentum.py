@@ -5,22 +5,21 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from flwr_declearn.model.api import Vector
-from flwr_declearn.optimizer._arrays import Arrays, Hyper, axpy, ewma
+from flwr_declearn.optimizer._arrays import Arrays, Hyper
 from flwr_declearn.optimizer._checks import check_beta
-from flwr_declearn.optimizer.modules._adaptive import yogi_ewma
 from flwr_declearn.optimizer.modules._api import OptiModule
 
 __all__ = ["EWMAModule", "MomentumModule", "YogiMomentumModule"]
 
 
 def heavy_ball(states: tuple[Arrays, ...], g: Arrays, h: Hyper) -> Any:
-    v = axpy(h["beta"], states[0], g)
+    v = states[0].axpy(h["beta"], g)  # beta * v + g
     return (v,), v
 
 
 def nesterov_momentum(states: tuple[Arrays, ...], g: Arrays, h: Hyper) -> Any:
-    v = axpy(h["beta"], states[0], g)
-    return (v,), axpy(h["beta"], v, g)
+    v = states[0].axpy(h["beta"], g)
+    return (v,), v.axpy(h["beta"], g)
 
 
 class MomentumModule(OptiModule):
@@ -38,6 +37,7 @@ class MomentumModule(OptiModule):
 
     name: ClassVar[str] = "momentum"
     state_names = ("velocity",)
+    hyper_names = ("beta",)
 
     def __init__(
         self, beta: float = 0.9, nesterov: bool = False, round_reset: bool = False
@@ -48,20 +48,14 @@ class MomentumModule(OptiModule):
         self.step = nesterov_momentum if self.nesterov else heavy_ball
         self.velocity: Vector | None = None
 
-    def hyper(self) -> dict[str, float]:
-        return {"beta": self.beta}
-
-    def get_config(self) -> dict[str, Any]:
-        return {"beta": self.beta, "nesterov": self.nesterov, "round_reset": self.round_reset}
-
 
 def moving_average(states: tuple[Arrays, ...], g: Arrays, h: Hyper) -> Any:
-    s = ewma(states[0], g, h["beta"])
+    s = states[0].ewma(g, h["beta"])
     return (s,), s
 
 
 def yogi_average(states: tuple[Arrays, ...], g: Arrays, h: Hyper) -> Any:
-    s = yogi_ewma(states[0], g, h["beta"])
+    s = states[0].yogi_ewma(g, h["beta"])
     return (s,), s
 
 
@@ -75,17 +69,12 @@ class EWMAModule(OptiModule):
     name: ClassVar[str] = "ewma"
     step = staticmethod(moving_average)
     state_names = ("state",)
+    hyper_names = ("beta",)
 
     def __init__(self, beta: float = 0.9, round_reset: bool = False) -> None:
         self.beta = check_beta(beta)
         self.round_reset = bool(round_reset)
         self.state: Vector | None = None
-
-    def hyper(self) -> dict[str, float]:
-        return {"beta": self.beta}
-
-    def get_config(self) -> dict[str, Any]:
-        return {"beta": self.beta, "round_reset": self.round_reset}
 
 
 class YogiMomentumModule(EWMAModule):

@@ -81,12 +81,12 @@ class NoiseModule(OptiModule, register=False):
         """Sample a float64 noise array of a given shape."""
 
     def run(self, gradients: Vector) -> Vector:
-        for key, dtype in gradients.dtypes().items():
+        dtypes = gradients.dtypes()
+        for key, dtype in dtypes.items():
             if not np.issubdtype(_numpy_dtype(dtype), np.floating):
                 raise TypeError(
                     f"{type(self).__name__} cannot add noise to '{key}' of dtype {dtype}."
                 )
-        dtypes = gradients.dtypes()
         noise = {
             key: self._sample_noise(shape).astype(dtypes[key], copy=False)
             for key, shape in gradients.shapes().items()
@@ -94,9 +94,6 @@ class NoiseModule(OptiModule, register=False):
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", ".*densif.*")  # sparse tf gradients
             return gradients + NumpyVector(noise)
-
-    def get_config(self) -> dict[str, Any]:
-        return {"safe_mode": self.safe_mode, "seed": self.seed}
 
     def get_state(self) -> dict[str, Any]:
         return {"rng": None if self._rng is None else self._rng.bit_generator.state}
@@ -111,20 +108,13 @@ class NoiseModule(OptiModule, register=False):
 
 
 class GaussianNoiseModule(NoiseModule):
-    """Add centered Gaussian noise of standard deviation `std` to gradients.
+    """Add centered Gaussian noise of standard deviation `std` (>= 0) to gradients.
 
         out = g + N(0, std**2 I)
 
     In safe mode, noise comes from `secure_standard_normal`; otherwise
     from `numpy.random.default_rng(seed).normal` (same draws as declearn's
-    module for the same seed).
-
-    Parameters
-    ----------
-    std:
-        Standard deviation of the noise (>= 0).
-    safe_mode, seed:
-        See `NoiseModule`.
+    module for the same seed). `safe_mode` and `seed`: see `NoiseModule`.
     """
 
     name: ClassVar[str] = "gaussian-noise"
@@ -142,6 +132,3 @@ class GaussianNoiseModule(NoiseModule):
         noise = self._rng.standard_normal(size=shape)
         noise *= self.std
         return noise  # type: ignore[no-any-return]
-
-    def get_config(self) -> dict[str, Any]:
-        return {"std": self.std, **super().get_config()}

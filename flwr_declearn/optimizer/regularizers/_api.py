@@ -6,7 +6,7 @@ from abc import ABCMeta, abstractmethod
 from typing import Any, ClassVar
 
 from flwr_declearn.model.api import Vector
-from flwr_declearn.optimizer._checks import check_positive
+from flwr_declearn.optimizer._checks import check_positive, init_config
 from flwr_declearn.utils import create_types_registry
 from flwr_declearn.utils._plugin import RegisteredPlugin
 
@@ -43,4 +43,4 @@ class Regularizer(RegisteredPlugin, metaclass=ABCMeta, register=False):
 
     def get_config(self) -> dict[str, Any]:
         """Return the JSON-serializable keyword arguments that rebuild this regularizer."""
-        return {"alpha": self.alpha}
+        return init_config(self)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABCMeta, abstractmethod
 from typing import Any, ClassVar
 
-from flwr_declearn.optimizer._checks import required_state
+from flwr_declearn.optimizer._checks import init_config, required_state
 from flwr_declearn.utils import create_types_registry
 from flwr_declearn.utils._plugin import RegisteredPlugin
 
@@ -55,7 +55,7 @@ class Scheduler(RegisteredPlugin, metaclass=ABCMeta, register=False):
 
     def get_config(self) -> dict[str, Any]:
         """Return the JSON-serializable keyword arguments that rebuild this scheduler."""
-        return {"base": self.base}
+        return init_config(self)
 
     def get_state(self) -> dict[str, Any]:
         """Return the step and round counters (and any rule-specific counter)."""

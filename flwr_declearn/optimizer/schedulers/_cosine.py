@@ -1,9 +1,12 @@
-"""Cosine annealing, with or without warm restarts (SGDR, Loshchilov & Hutter, 2016)."""
+"""Cosine annealing, with or without warm restarts (SGDR, Loshchilov & Hutter, 2016).
+
+`t` is the step index, or the round index if `step_level` is False.
+"""
 
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from flwr_declearn.optimizer.schedulers._api import Scheduler
 from flwr_declearn.optimizer.schedulers._decay import _positive_int
@@ -19,19 +22,8 @@ def _cosine(base: float, max_lr: float, index: int, duration: int) -> float:
 class CosineAnnealing(Scheduler):
     """Cosine annealing from `max_lr` down to `base` over `duration`, then `base`.
 
-        value(t) = base + (max_lr - base) * (1 + cos(pi * t / duration)) / 2   if t < duration
-                   base                                                        otherwise
-
-    Parameters
-    ----------
-    base:
-        Final (minimum) value.
-    max_lr:
-        Initial (maximum) value.
-    duration:
-        Number of steps (or rounds) of the annealing.
-    step_level:
-        Whether `t` counts steps (else rounds).
+    value(t) = base + (max_lr - base) * (1 + cos(pi * t / duration)) / 2   if t < duration
+               base                                                        otherwise
     """
 
     name: ClassVar[str] = "cosine-annealing"
@@ -48,14 +40,6 @@ class CosineAnnealing(Scheduler):
             return self.base
         return _cosine(self.base, self.max_lr, index, self.duration)
 
-    def get_config(self) -> dict[str, Any]:
-        return {
-            **super().get_config(),
-            "max_lr": self.max_lr,
-            "duration": self.duration,
-            "step_level": self.step_level,
-        }
-
 
 class CosineAnnealingWarmRestarts(Scheduler):
     """Cosine annealing restarted every `period`, with peak scaled by `t_mult` per cycle.
@@ -66,19 +50,6 @@ class CosineAnnealingWarmRestarts(Scheduler):
 
     With `step_level=False`, both the cycle and the position in it count
     rounds (declearn 2.9.1 takes the cycle from steps even then).
-
-    Parameters
-    ----------
-    base:
-        Minimum value, approached at the end of each cycle.
-    max_lr:
-        Value at the start of the first cycle.
-    period:
-        Length of each cycle, in steps (or rounds).
-    t_mult:
-        Factor applied to the peak value at each restart.
-    step_level:
-        Whether `t` counts steps (else rounds).
     """
 
     name: ClassVar[str] = "cosine-annealing-warm-restarts"
@@ -100,12 +71,3 @@ class CosineAnnealingWarmRestarts(Scheduler):
     def compute_value(self, step: int, round_: int) -> float:
         cycle, index = divmod(step if self.step_level else round_, self.period)
         return _cosine(self.base, self.max_lr * self.t_mult**cycle, index, self.period)
-
-    def get_config(self) -> dict[str, Any]:
-        return {
-            **super().get_config(),
-            "max_lr": self.max_lr,
-            "period": self.period,
-            "t_mult": self.t_mult,
-            "step_level": self.step_level,
-        }

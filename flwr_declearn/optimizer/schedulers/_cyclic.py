@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from flwr_declearn.optimizer.schedulers._api import Scheduler
 from flwr_declearn.optimizer.schedulers._decay import _positive_int
@@ -22,17 +22,6 @@ class CyclicTriangular(Scheduler):
 
     with `cycle = t // (2 * stepsize)` ('triangular' policy, or
     'triangular2' if `decay`, as in `torch.optim.lr_scheduler.CyclicLR`).
-
-    Parameters
-    ----------
-    base:
-        Minimum value.
-    max_lr:
-        Maximum value.
-    stepsize:
-        Number of steps of each half-cycle.
-    decay:
-        Whether to halve the amplitude after each cycle.
     """
 
     name: ClassVar[str] = "cyclic-triangular"
@@ -49,30 +38,11 @@ class CyclicTriangular(Scheduler):
             scale /= 2 ** (step // (2 * self.stepsize))
         return self.base + scale * (self.max_lr - self.base)
 
-    def get_config(self) -> dict[str, Any]:
-        return {
-            **super().get_config(),
-            "max_lr": self.max_lr,
-            "stepsize": self.stepsize,
-            "decay": self.decay,
-        }
-
 
 class CyclicExpRange(Scheduler):
     """Triangular cycles whose bounds both decay by `decay ** t` ('exp_range' policy).
 
-        value(t) = decay**t * (base + (max_lr - base) * triangle(t))
-
-    Parameters
-    ----------
-    base:
-        Minimum value (before decay).
-    max_lr:
-        Maximum value (before decay).
-    stepsize:
-        Number of steps of each half-cycle.
-    decay:
-        Factor applied to both bounds at each step.
+    value(t) = decay**t * (base + (max_lr - base) * triangle(t))
     """
 
     name: ClassVar[str] = "cyclic-exp-range"
@@ -87,11 +57,3 @@ class CyclicExpRange(Scheduler):
         factor = self.decay**step
         low, high = self.base * factor, self.max_lr * factor
         return low + _triangle(step, self.stepsize) * (high - low)  # type: ignore[no-any-return]
-
-    def get_config(self) -> dict[str, Any]:
-        return {
-            **super().get_config(),
-            "max_lr": self.max_lr,
-            "stepsize": self.stepsize,
-            "decay": self.decay,
-        }

@@ -1,6 +1,7 @@
 """Decay rules over steps (or rounds): exponential, inverse-scaling, linear, piecewise, polynomial.
 
-`t` below is the step index, or the round index if `step_level` is False.
+`base` is the initial value; `t` is the step index, or the round index if
+`step_level` is False.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ def _positive_int(value: Any, name: str) -> int:
 
 
 class _RateDecay(Scheduler, register=False):
-    """Shared parameters of the rules driven by a `rate`."""
+    """A rule of `t` driven by a `rate`."""
 
     def __init__(self, base: float, rate: float, step_level: bool = True) -> None:
         super().__init__(base)
@@ -35,22 +36,9 @@ class _RateDecay(Scheduler, register=False):
     def _index(self, step: int, round_: int) -> int:
         return step if self.step_level else round_
 
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "rate": self.rate, "step_level": self.step_level}
-
 
 class ExponentialDecay(_RateDecay):
-    """`base * rate ** t`.
-
-    Parameters
-    ----------
-    base:
-        Initial value.
-    rate:
-        Factor applied after each step (or round).
-    step_level:
-        Whether `t` counts steps (else rounds).
-    """
+    """`base * rate ** t`: `rate` is the factor applied after each step (or round)."""
 
     name: ClassVar[str] = "exponential-decay"
 
@@ -59,17 +47,7 @@ class ExponentialDecay(_RateDecay):
 
 
 class InverseScaling(_RateDecay):
-    """`base / (t + 1) ** rate`.
-
-    Parameters
-    ----------
-    base:
-        Initial value.
-    rate:
-        Power of the inverse time factor.
-    step_level:
-        Whether `t` counts steps (else rounds).
-    """
+    """`base / (t + 1) ** rate`."""
 
     name: ClassVar[str] = "inverse-scaling"
 
@@ -78,17 +56,7 @@ class InverseScaling(_RateDecay):
 
 
 class LinearDecay(_RateDecay):
-    """`base * max(1 - rate * t, 0)`.
-
-    Parameters
-    ----------
-    base:
-        Initial value.
-    rate:
-        Share of `base` removed at each step (or round).
-    step_level:
-        Whether `t` counts steps (else rounds).
-    """
+    """`base * max(1 - rate * t, 0)`: `rate` is the share of `base` removed per step (or round)."""
 
     name: ClassVar[str] = "linear-decay"
 
@@ -97,19 +65,7 @@ class LinearDecay(_RateDecay):
 
 
 class PiecewiseDecay(_RateDecay):
-    """`base * rate ** (t // step_size)`: exponential decay by stairs.
-
-    Parameters
-    ----------
-    base:
-        Initial value.
-    rate:
-        Factor applied every `step_size` steps (or rounds).
-    step_size:
-        Length of each stair.
-    step_level:
-        Whether `t` counts steps (else rounds).
-    """
+    """`base * rate ** (t // step_size)`: exponential decay by stairs of `step_size`."""
 
     name: ClassVar[str] = "piecewise-decay"
 
@@ -120,24 +76,9 @@ class PiecewiseDecay(_RateDecay):
     def compute_value(self, step: int, round_: int) -> float:
         return self.base * self.rate ** (self._index(step, round_) // self.step_size)
 
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "step_size": self.step_size}
-
 
 class PolynomialDecay(Scheduler):
-    """`base * (1 - min(t / limit, 1)) ** power`: reaches 0 at `t = limit`.
-
-    Parameters
-    ----------
-    base:
-        Initial value.
-    power:
-        Power of the decay.
-    limit:
-        Number of steps (or rounds) after which the value is 0.
-    step_level:
-        Whether `t` counts steps (else rounds).
-    """
+    """`base * (1 - min(t / limit, 1)) ** power`: reaches 0 at `t = limit`."""
 
     name: ClassVar[str] = "polynomial-decay"
 
@@ -148,13 +89,5 @@ class PolynomialDecay(Scheduler):
         self.step_level = bool(step_level)
 
     def compute_value(self, step: int, round_: int) -> float:
-        index = step if self.step_level else round_
-        return self.base * (1 - min(index / self.limit, 1)) ** self.power  # type: ignore[no-any-return]
-
-    def get_config(self) -> dict[str, Any]:
-        return {
-            **super().get_config(),
-            "power": self.power,
-            "limit": self.limit,
-            "step_level": self.step_level,
-        }
+        ratio = min((step if self.step_level else round_) / self.limit, 1)
+        return self.base * (1 - ratio) ** self.power  # type: ignore[no-any-return]

@@ -11,7 +11,19 @@ __all__ = ["Warmup", "WarmupRounds"]
 
 
 class _WarmupBase(Scheduler, register=False):
-    """Shared handling of the optional wrapped scheduler."""
+    """Linear warmup to `base` over `warmup` steps or rounds, then `base` or a wrapped rule.
+
+    Parameters
+    ----------
+    base:
+        Target value, or a scheduler (instance or `[name, config]` spec)
+        whose own `base` is the target and that takes over after warmup.
+    warmup:
+        Number of warmup steps (`Warmup`) or rounds (`WarmupRounds`).
+    """
+
+    counter: ClassVar[str]
+    """Name of the counter of the warmup's rounds (or steps) that the wrapped rule skips."""
 
     def __init__(self, base: float | Scheduler | Any, warmup: int) -> None:
         if isinstance(base, list | tuple):
@@ -31,32 +43,36 @@ class _WarmupBase(Scheduler, register=False):
             raise ValueError(f"'warmup' must be an int >= 0, not {warmup!r}.")
         self.warmup = warmup
 
+    def _after(self, step: int, round_: int) -> float:
+        return self.base if self.wrapped is None else self.wrapped.compute_value(step, round_)
+
     def get_config(self) -> dict[str, Any]:
         base: Any = self.base
         if self.wrapped is not None:
             base = [self.wrapped.name, self.wrapped.get_config()]
         return {"base": base, "warmup": self.warmup}
 
+    def get_state(self) -> dict[str, Any]:
+        return {**super().get_state(), self.counter: getattr(self, self.counter)}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        (count,) = required_state(state, (self.counter,), type(self).__name__)
+        super().set_state(state)
+        setattr(self, self.counter, int(count))
+
 
 class Warmup(_WarmupBase):
-    """Linear warmup over `warmup` steps, then a constant or a wrapped scheduler.
+    """Linear warmup over `warmup` steps:
 
-        value(t) = base * (t + 1) / warmup        if t < warmup
-                   base, or wrapped(t - warmup, r - r_w)   otherwise
+        value(t) = base * (t + 1) / warmup                      if t < warmup
+                   base, or wrapped(t - warmup, r - r_w)        otherwise
 
     where `r_w` counts the rounds that started during the warmup (so the
     wrapped rule sees round 0 when the first post-warmup round starts).
-
-    Parameters
-    ----------
-    base:
-        Target value, or a scheduler (instance or `[name, config]` spec)
-        whose own `base` is the target and that takes over after warmup.
-    warmup:
-        Number of warmup steps.
     """
 
     name: ClassVar[str] = "warmup"
+    counter: ClassVar[str] = "full_warmup_rounds"
 
     def __init__(self, base: float | Scheduler | Any, warmup: int) -> None:
         super().__init__(base, warmup)
@@ -65,42 +81,25 @@ class Warmup(_WarmupBase):
     def compute_value(self, step: int, round_: int) -> float:
         if step < self.warmup:
             return self.base * (step + 1) / self.warmup
-        if self.wrapped is None:
-            return self.base
-        return self.wrapped.compute_value(step - self.warmup, round_ - self.full_warmup_rounds)
+        return self._after(step - self.warmup, round_ - self.full_warmup_rounds)
 
     def on_round_start(self) -> None:
         super().on_round_start()
         if self.steps < self.warmup:
             self.full_warmup_rounds += 1
 
-    def get_state(self) -> dict[str, Any]:
-        return {**super().get_state(), "full_warmup_rounds": self.full_warmup_rounds}
-
-    def set_state(self, state: dict[str, Any]) -> None:
-        (rounds,) = required_state(state, ("full_warmup_rounds",), type(self).__name__)
-        super().set_state(state)
-        self.full_warmup_rounds = int(rounds)
-
 
 class WarmupRounds(_WarmupBase):
-    """Linear warmup over `warmup` rounds, then a constant or a wrapped scheduler.
+    """Linear warmup over `warmup` rounds:
 
-        value(t, r) = base * (r + 1) / warmup          if r < warmup
-                      base, or wrapped(t - t_w, r - warmup)   otherwise
+        value(t, r) = base * (r + 1) / warmup                   if r < warmup
+                      base, or wrapped(t - t_w, r - warmup)     otherwise
 
     where `t_w` counts the steps taken during warmup rounds.
-
-    Parameters
-    ----------
-    base:
-        Target value, or a scheduler (instance or `[name, config]` spec)
-        whose own `base` is the target and that takes over after warmup.
-    warmup:
-        Number of warmup rounds.
     """
 
     name: ClassVar[str] = "warmup-rounds"
+    counter: ClassVar[str] = "warmup_steps"
 
     def __init__(self, base: float | Scheduler | Any, warmup: int) -> None:
         super().__init__(base, warmup)
@@ -115,14 +114,4 @@ class WarmupRounds(_WarmupBase):
     def compute_value(self, step: int, round_: int) -> float:
         if round_ < self.warmup:
             return self.base * (round_ + 1) / self.warmup
-        if self.wrapped is None:
-            return self.base
-        return self.wrapped.compute_value(step - self.warmup_steps, round_ - self.warmup)
-
-    def get_state(self) -> dict[str, Any]:
-        return {**super().get_state(), "warmup_steps": self.warmup_steps}
-
-    def set_state(self, state: dict[str, Any]) -> None:
-        (steps,) = required_state(state, ("warmup_steps",), type(self).__name__)
-        super().set_state(state)
-        self.warmup_steps = int(steps)
+        return self._after(step - self.warmup_steps, round_ - self.warmup)

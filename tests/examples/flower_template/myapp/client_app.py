@@ -8,24 +8,26 @@ from myapp.task import Net, load_data
 from myapp.task import test as test_fn
 from myapp.task import train as train_fn
 
+# Flower ClientApp
 app = ClientApp()
 
 
 @app.train()
 def train(msg: Message, context: Context):
-    """Train the received model on this node's data."""
+    """Train the model on local data."""
 
-    # The model, with the weights the server sent
+    # Load the model and initialize it with the received weights
     model = Net()
     model.load_state_dict(msg.content["arrays"].to_torch_state_dict())
     device = torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
     model.to(device)
 
-    # This node's data
+    # Load the data
     partition_id = context.node_config["partition-id"]
     num_partitions = context.node_config["num-partitions"]
     trainloader, _ = load_data(partition_id, num_partitions)
 
+    # Call the training function
     train_loss = train_fn(
         model,
         trainloader,
@@ -34,7 +36,7 @@ def train(msg: Message, context: Context):
         device,
     )
 
-    # Reply: the new weights and the metrics
+    # Construct and return reply Message
     model_record = ArrayRecord(model.state_dict())
     metrics = {
         "train_loss": train_loss,
@@ -47,19 +49,27 @@ def train(msg: Message, context: Context):
 
 @app.evaluate()
 def evaluate(msg: Message, context: Context):
-    """Evaluate the received model on this node's data."""
+    """Evaluate the model on local data."""
 
+    # Load the model and initialize it with the received weights
     model = Net()
     model.load_state_dict(msg.content["arrays"].to_torch_state_dict())
     device = torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
     model.to(device)
 
+    # Load the data
     partition_id = context.node_config["partition-id"]
     num_partitions = context.node_config["num-partitions"]
     _, valloader = load_data(partition_id, num_partitions)
 
-    eval_loss, eval_acc = test_fn(model, valloader, device)
+    # Call the evaluation function
+    eval_loss, eval_acc = test_fn(
+        model,
+        valloader,
+        device,
+    )
 
+    # Construct and return reply Message
     metrics = {
         "eval_loss": eval_loss,
         "eval_acc": eval_acc,

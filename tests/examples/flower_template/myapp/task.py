@@ -11,45 +11,63 @@ from torch.utils.data import DataLoader
 
 
 class Net(nn.Module):
-    """Model (a small CNN for 8x8 grey images)"""
+    """Model (simple CNN adapted from 'PyTorch: A 60 Minute Blitz')"""
 
     def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 16, 3, padding=1)
+        super(Net, self).__init__()
+        self.conv1 = nn.Conv2d(1, 6, 3, padding=1)
         self.pool = nn.MaxPool2d(2, 2)
-        self.fc1 = nn.Linear(16 * 4 * 4, 64)
-        self.fc2 = nn.Linear(64, 10)
+        self.conv2 = nn.Conv2d(6, 16, 3, padding=1)
+        self.fc1 = nn.Linear(16 * 2 * 2, 120)
+        self.fc2 = nn.Linear(120, 84)
+        self.fc3 = nn.Linear(84, 10)
 
     def forward(self, x):
-        x = self.pool(F.relu(self.conv1(x.view(-1, 1, 8, 8))))
-        x = x.flatten(1)
+        x = self.pool(F.relu(self.conv1(x)))
+        x = self.pool(F.relu(self.conv2(x)))
+        x = x.view(-1, 16 * 2 * 2)
         x = F.relu(self.fc1(x))
-        return self.fc2(x)
+        x = F.relu(self.fc2(x))
+        return self.fc3(x)
 
 
-partitioner = None  # built on the first call, then reused
+partitioner = None  # Cache the partitioner (built on the bundled digits: no download)
+
+
+def pytorch_transforms(img):
+    """ToTensor and Normalize((0.5,), (0.5,)) for an 8x8 digit of values 0..16."""
+    return (torch.tensor(np.asarray(img, dtype=np.float32)).view(1, 8, 8) / 16.0 - 0.5) / 0.5
+
+
+def apply_transforms(batch):
+    """Apply transforms to the partition from the partitioner."""
+    batch["img"] = [pytorch_transforms(img) for img in batch["img"]]
+    return batch
 
 
 def load_data(partition_id: int, num_partitions: int):
-    """Return the train and test DataLoaders of this partition of the digits."""
+    """Load partition digits data."""
+    # Only initialize the partitioner once
     global partitioner
     if partitioner is None:
         digits = load_digits()
-        pixels = (digits.data / 16.0).astype(np.float32)
         partitioner = IidPartitioner(num_partitions=num_partitions)
-        partitioner.dataset = Dataset.from_dict({"img": pixels, "label": digits.target})
+        partitioner.dataset = Dataset.from_dict(
+            {"img": digits.images.tolist(), "label": digits.target.tolist()}
+        )
     partition = partitioner.load_partition(partition_id)
-    # 80% of the partition to train on, 20% to test on
+    # Divide data on each node: 80% train, 20% test
     partition_train_test = partition.train_test_split(test_size=0.2, seed=42)
-    partition_train_test = partition_train_test.with_format("torch")
+    # Construct dataloaders
+    partition_train_test = partition_train_test.with_transform(apply_transforms)
     trainloader = DataLoader(partition_train_test["train"], batch_size=32, shuffle=True)
     testloader = DataLoader(partition_train_test["test"], batch_size=32)
     return trainloader, testloader
 
 
 def train(net, trainloader, epochs, lr, device):
-    """Train `net` for `epochs` epochs; return the mean batch loss."""
-    net.to(device)
+    """Train the model on the training set."""
+    net.to(device)  # move model to GPU if available
     criterion = torch.nn.CrossEntropyLoss().to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=lr)
     net.train()
@@ -63,15 +81,15 @@ def train(net, trainloader, epochs, lr, device):
             loss.backward()
             optimizer.step()
             running_loss += loss.item()
-    avg_trainloss = running_loss / (epochs * len(trainloader))
+    avg_trainloss = running_loss / len(trainloader)
     return avg_trainloss
 
 
 def test(net, testloader, device):
-    """Return the mean loss and the accuracy of `net` on `testloader`."""
+    """Validate the model on the test set."""
     net.to(device)
-    criterion = torch.nn.CrossEntropyLoss()
     net.eval()
+    criterion = torch.nn.CrossEntropyLoss()
     correct, loss = 0, 0.0
     with torch.no_grad():
         for batch in testloader:
@@ -79,7 +97,7 @@ def test(net, testloader, device):
             labels = batch["label"].to(device)
             outputs = net(images)
             loss += criterion(outputs, labels).item()
-            correct += (outputs.argmax(1) == labels).sum().item()
+            correct += (torch.max(outputs.data, 1)[1] == labels).sum().item()
     accuracy = correct / len(testloader.dataset)
     loss = loss / len(testloader)
     return loss, accuracy
