@@ -240,8 +240,7 @@ class DeclearnClient(NumPyClient):
             check_names(self.names, arrays)
         except VectorNamesError as exc:
             raise RejectedMessage(
-                f"Weight names do not match the model: missing {exc.missing}, "
-                f"unexpected {exc.unexpected}."
+                f"Weight names do not match the model: {exc.difference}."
             ) from None
         return self._weights_from_ndarrays([arrays[name] for name in self.names])
 

@@ -73,6 +73,11 @@ class VectorNamesError(VectorSpecError, KeyError):
     def __reduce__(self) -> tuple[Any, ...]:
         return type(self), (str(self), self.missing, self.unexpected)
 
+    @property
+    def difference(self) -> str:
+        """`"missing [...], unexpected [...]"`, for callers' own messages."""
+        return f"missing {self.missing}, unexpected {self.unexpected}"
+
 
 def check_names(
     expected: Iterable[str], received: Iterable[str], other_name: str = "the other vector"
