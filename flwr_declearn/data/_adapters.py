@@ -30,7 +30,7 @@ from __future__ import annotations
 import copy
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import numpy as np
 
@@ -41,13 +41,28 @@ __all__ = ["as_dataset", "from_hf_dataset", "from_tf_dataset", "from_torch"]
 _TARGET_COLUMNS = ("label", "labels", "target", "targets", "y")
 
 
+class Columns(TypedDict, total=False):
+    """Keyword options naming the keys of dict items / columns of a table.
+
+    features:
+        Input key(s); several are stacked along a last axis (tabular data).
+        Default: every key but the target and weights keys.
+    target:
+        Target key; default: the first of "label", "labels", "target",
+        "targets", "y" present (none: no target).
+    s_wght:
+        Optional sample-weights key (default: none).
+    """
+
+    features: str | Sequence[str] | None
+    target: str | None
+    s_wght: str | None
+
+
 def as_dataset(
     data: Any,
     seed: int | None = None,
-    *,
-    features: str | Sequence[str] | None = None,
-    target: str | None = None,
-    s_wght: str | None = None,
+    **columns: Unpack[Columns],
 ) -> InMemoryDataset:
     """Return `data` as an InMemoryDataset (see the module docstring for accepted types).
 
@@ -59,8 +74,9 @@ def as_dataset(
         Batching (shuffling) seed of the returned dataset. For an
         InMemoryDataset, None returns it as is and a seed returns a copy
         shuffling with that seed.
-    features, target, s_wght:
-        Keys of dict items / names of columns (see the module docstring).
+    **columns:
+        `features`, `target`, `s_wght`: keys of dict items / names of
+        columns (see `Columns`).
 
     Raises
     ------
@@ -69,7 +85,7 @@ def as_dataset(
     ValueError
         If its samples cannot be stacked into arrays, or keys are missing.
     """
-    keys = _Keys(features, target, s_wght)
+    keys = _Keys(**columns)
     if isinstance(data, InMemoryDataset):
         return data if seed is None else _reseeded(data, seed)
     if _is_instance(data, "torch", "utils.data", ("Dataset", "DataLoader", "IterableDataset")):
@@ -77,7 +93,7 @@ def as_dataset(
     if _is_instance(data, "tensorflow", "data", ("Dataset",)):
         return _from_tf(data, seed, None, keys)
     if _is_instance(data, "datasets", "", ("Dataset",)):
-        return from_hf_dataset(data, seed, features=features, target=target, s_wght=s_wght)
+        return from_hf_dataset(data, seed, **columns)
     if isinstance(data, tuple | list) and 1 <= len(data) <= 3:
         return _build([_numpy(part) for part in data], seed)
     if isinstance(data, np.ndarray):
@@ -92,17 +108,13 @@ def as_dataset(
 def from_torch(
     data: Any,
     seed: int | None = None,
-    *,
-    features: str | Sequence[str] | None = None,
-    target: str | None = None,
-    s_wght: str | None = None,
+    **columns: Unpack[Columns],
 ) -> InMemoryDataset:
     """Load a torch Dataset (in index order) or DataLoader (one pass) into memory.
 
-    `features`, `target` and `s_wght` name the keys of dict items (see the
-    module docstring).
+    `columns` name the keys of dict items (see `as_dataset` and `Columns`).
     """
-    return _from_torch(data, seed, _Keys(features, target, s_wght))
+    return _from_torch(data, seed, _Keys(**columns))
 
 
 def _from_torch(data: Any, seed: int | None, keys: _Keys) -> InMemoryDataset:
@@ -118,10 +130,7 @@ def from_tf_dataset(
     data: Any,
     seed: int | None = None,
     batched: bool | None = None,
-    *,
-    features: str | Sequence[str] | None = None,
-    target: str | None = None,
-    s_wght: str | None = None,
+    **columns: Unpack[Columns],
 ) -> InMemoryDataset:
     """Load a `tf.data.Dataset` into memory (one pass).
 
@@ -135,10 +144,10 @@ def from_tf_dataset(
         Whether elements are batches (concatenated) or samples (stacked).
         None guesses: batches if every component's first dimension is
         unknown (as `Dataset.batch` without `drop_remainder` gives).
-    features, target, s_wght:
-        Keys of dict elements (see the module docstring).
+    **columns:
+        Keys of dict elements (see `Columns`).
     """
-    return _from_tf(data, seed, batched, _Keys(features, target, s_wght))
+    return _from_tf(data, seed, batched, _Keys(**columns))
 
 
 def _from_tf(data: Any, seed: int | None, batched: bool | None, keys: _Keys) -> InMemoryDataset:
@@ -156,32 +165,17 @@ def _from_tf(data: Any, seed: int | None, batched: bool | None, keys: _Keys) -> 
 def from_hf_dataset(
     data: Any,
     seed: int | None = None,
-    *,
-    features: str | Sequence[str] | None = None,
-    target: str | None = None,
-    s_wght: str | None = None,
+    **columns: Unpack[Columns],
 ) -> InMemoryDataset:
     """Load a Hugging Face `datasets.Dataset` (e.g. a flwr-datasets partition) into memory.
 
     Columns are read in numpy format (images are decoded into arrays); a
     dataset with a transform (`with_transform`) is read through it.
 
-    Parameters
-    ----------
-    data:
-        The dataset.
-    seed:
-        Batching seed of the returned dataset.
-    features:
-        Input column(s); several are stacked along a last axis (tabular data).
-        Default: every column but the target and weights columns.
-    target:
-        Target column; default: the first of "label", "labels", "target",
-        "targets", "y" present (none: no target).
-    s_wght:
-        Optional sample-weights column.
+    `seed` is the batching seed of the returned dataset; `columns` name the
+    input, target and sample-weights columns (see `Columns`).
     """
-    keys = _Keys(features, target, s_wght)
+    keys = _Keys(**columns)
     if data.format.get("type") == "custom":  # with_transform: read through the transform
         table = data[:]
     else:
@@ -192,12 +186,16 @@ def from_hf_dataset(
 class _Keys:
     """Which keys of a dict item (or columns of a table) are the features, target and weights."""
 
-    def __init__(
-        self, features: str | Sequence[str] | None, target: str | None, s_wght: str | None
-    ) -> None:
+    def __init__(self, **columns: Unpack[Columns]) -> None:
+        unknown = set(columns) - set(Columns.__annotations__)
+        if unknown:
+            raise TypeError(
+                f"Unknown column option(s) {sorted(unknown)}; use {list(Columns.__annotations__)}."
+            )
+        features = columns.get("features")
         self.features = [features] if isinstance(features, str) else features
-        self.target = target
-        self.s_wght = s_wght
+        self.target = columns.get("target")
+        self.s_wght = columns.get("s_wght")
 
     def split(
         self, item: Mapping[str, Any], source: str, names: Sequence[str] | None = None

@@ -213,3 +213,8 @@ def test_numpy_tuples_are_taken_when_aligned_and_rejected_otherwise(
     assert len(data) == lengths[0]
     assert (data.target is None) == (len(arrays) < 2)
     assert (data.s_wght is None) == (len(arrays) < 3)
+
+
+def test_a_misspelt_column_option_is_rejected_not_ignored() -> None:
+    with pytest.raises(TypeError, match=r"Unknown column option\(s\) \['label'\]"):
+        as_dataset((X, Y), label="y")  # type: ignore[call-arg]
