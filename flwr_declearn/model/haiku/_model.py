@@ -56,27 +56,18 @@ class HaikuModel(JaxModelBase):
     `canonical_names=True`. All are trainable until `set_trainable_weights`
     freezes some.
 
-    Device placement: weights live on the device of the global `DevicePolicy`
-    at instantiation (and `update_device_policy`); batches are placed there and
-    jit-compiled computations run there.
-
-    Randomness: the forward pass gets a fresh key at each call, drawn from a
-    sequence seeded by `seed` (dropout masks differ across samples when
-    gradients are clipped sample-wise).
+    Device placement and randomness are those of every JAX model (see
+    `JaxModelBase`).
 
     Parameters
     ----------
     model:
         Function such that `model(*inputs)` runs haiku modules and returns
         predictions; it is wrapped with `haiku.transform`.
-    loss:
-        Jax function `loss(y_pred, y_true)` returning sample-wise values (first
-        axis: batch; other axes are averaged).
-    seed:
-        Seed of the random key sequence; drawn at random if None.
-    canonical_names:
-        Exchange weights under canonical names, so that torch, Keras and JAX
-        clients of one architecture train together.
+    loss, seed, canonical_names:
+        Sample-wise jax loss `loss(y_pred, y_true)`, seed of the random key
+        sequence (random if None), and whether to exchange canonical weight
+        names: as documented in `JaxModelBase`.
     """
 
     def __init__(

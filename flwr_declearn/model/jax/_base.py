@@ -39,6 +39,18 @@ class JaxModelBase(Model[JaxNumpyVector]):
     Randomness: the forward pass gets a fresh key at each call, drawn from a
     sequence seeded by `seed` (dropout masks differ across samples when
     gradients are clipped sample-wise).
+
+    Parameters (shared by `HaikuModel` and `JaxModel`)
+    ----------
+    loss:
+        Jax function `loss(y_pred, y_true)` returning sample-wise values (first
+        axis: batch; other axes are averaged).
+    seed:
+        Seed of the random key sequence; drawn at random if None.
+    canonical_names:
+        Exchange weights under canonical names (see
+        `flwr_declearn.model._canonical`), so that torch, Keras, haiku and
+        JAX clients of one architecture train together.
     """
 
     fused_vector_type = JaxNumpyVector

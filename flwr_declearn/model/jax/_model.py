@@ -97,19 +97,17 @@ class JaxModel(JaxModelBase):
     params:
         The initial params pytree; None to create them at initialization with `init_fn`.
     loss:
-        Jax function `loss(y_pred, y_true)` returning sample-wise values (first
-        axis: batch; other axes are averaged).
+        Jax function `loss(y_pred, y_true)` returning sample-wise values (see
+        `JaxModelBase`, which documents `seed` and `canonical_names` too).
     init_fn:
         `init_fn(rng, *inputs) -> params`, run by `initialize` (on zeros shaped
         by `features_shape` and `data_type`) or `initialize_from_batch` (on a
         sample batch), when `params` is None.
     with_rng:
         Whether `apply_fn` takes a PRNG key (fresh at each call, e.g. for dropout).
-    seed:
-        Seed of the random key sequence; drawn at random if None.
-    canonical_names:
-        Exchange weights under canonical names, so that torch, Keras and haiku
-        clients of one architecture train together.
+    seed, canonical_names:
+        As for every JAX model: random key seed (random if None); exchange
+        canonical weight names (see `JaxModelBase`).
     """
 
     def __init__(
