@@ -6,6 +6,8 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, Self
 
+from flwr_declearn.utils._dataclasses import dataclass_from_mapping
+
 __all__ = ["EvaluationConfig", "TrainingConfig"]
 
 
@@ -16,16 +18,6 @@ def _check_positive_int(name: str, value: Any, optional: bool = False) -> None:
         raise ValueError(
             f"'{name}' must be a positive int{' or None' if optional else ''}, not {value!r}."
         )
-
-
-def _from_mapping(cls: type[Any], config: Mapping[str, Any]) -> Any:
-    if not isinstance(config, Mapping):
-        raise ValueError(f"{cls.__name__} must be built from a dict, not {type(config).__name__}.")
-    fields = {field.name for field in dataclasses.fields(cls)}
-    unknown = sorted(set(config) - fields)
-    if unknown:
-        raise ValueError(f"Unknown {cls.__name__} field(s) {unknown}; known: {sorted(fields)}.")
-    return cls(**config)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,7 +82,7 @@ class TrainingConfig:
     @classmethod
     def from_dict(cls, config: Mapping[str, Any]) -> Self:
         """Build from a dict, rejecting unknown or invalid fields with a ValueError."""
-        return _from_mapping(cls, config)  # type: ignore[no-any-return]
+        return dataclass_from_mapping(cls, config)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,4 +107,4 @@ class EvaluationConfig:
     @classmethod
     def from_dict(cls, config: Mapping[str, Any]) -> Self:
         """Build from a dict, rejecting unknown or invalid fields with a ValueError."""
-        return _from_mapping(cls, config)  # type: ignore[no-any-return]
+        return dataclass_from_mapping(cls, config)

@@ -7,18 +7,12 @@ import math
 from collections.abc import Mapping
 from typing import Any, Self
 
+from flwr_declearn.utils._dataclasses import dataclass_from_mapping
+
 __all__ = ["GPTConfig", "ILQLConfig"]
 
 _ACTIVATIONS = ("GELU", "ReLU", "SiLU", "Tanh")
 _EVOLUTION_KEYS = ("arch", "min_layers", "max_layers")  # agilerl's evolvable-net bookkeeping
-
-
-def _from_mapping(cls: type[Any], config: Mapping[str, Any], ignore: tuple[str, ...]) -> Any:
-    fields = {field.name for field in dataclasses.fields(cls)}
-    unknown = sorted(set(config) - fields - set(ignore))
-    if unknown:
-        raise ValueError(f"Unknown {cls.__name__} field(s) {unknown}; known: {sorted(fields)}.")
-    return cls(**{key: val for key, val in config.items() if key in fields})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,7 +72,7 @@ class GPTConfig:
         if isinstance(config.get("activation"), str):
             by_lower = {name.lower(): name for name in _ACTIVATIONS}
             config["activation"] = by_lower.get(config["activation"].lower(), config["activation"])
-        return _from_mapping(cls, config, _EVOLUTION_KEYS)  # type: ignore[no-any-return]
+        return dataclass_from_mapping(cls, config, _EVOLUTION_KEYS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -190,4 +184,4 @@ class ILQLConfig:
 
     @classmethod
     def from_dict(cls, config: Mapping[str, Any]) -> Self:
-        return _from_mapping(cls, config, ())  # type: ignore[no-any-return]
+        return dataclass_from_mapping(cls, config)
