@@ -12,14 +12,12 @@ import haiku as hk
 import jax
 
 from flwr_declearn.model._canonical import CanonicalNames
-from flwr_declearn.model._model_utils import dump_pickle_hex, load_pickle_hex
+from flwr_declearn.model._model_utils import dump_pickle_hex
 from flwr_declearn.model.jax._base import JaxModelBase, LossFn
 from flwr_declearn.model.jax._compiled import Params, grads_and_loss, native_params, static
 from flwr_declearn.utils import register_type
 
 __all__ = ["HaikuModel"]
-
-Criterion = Callable[[str, str, jax.Array], bool] | Mapping[str, Mapping[str, Any]] | list[str]
 
 
 def _nest(flat: Mapping[str, jax.Array]) -> dict[str, dict[str, jax.Array]]:
@@ -126,75 +124,37 @@ class HaikuModel(JaxModelBase):
             **self._setup_config(),
         }
 
+    _required_entries = ("model", "loss")
+
     @classmethod
-    def from_config(
-        cls, config: dict[str, Any], allow_pickle: bool = False, allow_bin: bool = False
-    ) -> Self:
-        """Rebuild a HaikuModel from `get_config`'s output (`allow_pickle=True` required).
-
-        The functions are pickled, and unpickling runs arbitrary code: load
-        only configs you stored yourself. `allow_bin` (declearn's) is ignored.
-
-        Raises
-        ------
-        ValueError
-            If `allow_pickle` is False.
-        KeyError
-            If the config lacks the "model" or "loss" entries.
-        """
-        cls._require_config_entries(config, "model", "loss")
-        model_fn = load_pickle_hex(config["model"], "haiku model function", allow_pickle)
-        loss_fn = load_pickle_hex(config["loss"], "loss function", allow_pickle)
-        canonical = bool(config.get("canonical_names", False))
-        model = cls(model_fn, loss_fn, seed=config.get("seed"), canonical_names=canonical)
-        model._restore_setup(config)
-        return model
+    def _from_pickled(cls, config: dict[str, Any], load: Callable[[str, str], Any]) -> Self:
+        return cls(
+            load("model", "haiku model function"),
+            load("loss", "loss function"),
+            seed=config.get("seed"),
+            canonical_names=bool(config.get("canonical_names", False)),
+        )
 
     # -- weights ---------------------------------------------------------------------------------
 
-    def set_trainable_weights(self, criterion: Criterion) -> None:
-        """Select the trainable weights; freeze all the others.
-
-        Parameters
-        ----------
-        criterion:
-            - a list of weight names (see `get_weight_names`) to keep trainable;
-            - a callable `(layer, name, value) -> bool`, True for trainable weights
-              (as in `haiku.data_structures.partition`; haiku's layer and weight names);
-            - a dict `{layer: {name: anything}}` whose entries are the trainable weights.
-
-        Raises
-        ------
-        RuntimeError
-            If the model is not initialized.
-        KeyError
-            If a list names unknown weights.
-        TypeError
-            If `criterion` has none of these forms.
-        """
-        self._require_initialized()
-        self._flush()
-        params = self._all_params()
-        if isinstance(criterion, list):
-            keep = self._trainable_from_names(criterion)
-        elif isinstance(criterion, Mapping):
+    def _trainable_from_selector(self, criterion: Any) -> set[str]:
+        if isinstance(criterion, Mapping):
             if not all(isinstance(v, Mapping) for v in criterion.values()):
                 raise TypeError("A dict criterion must map layer names to dicts of weight names.")
             natives = {f"{layer}:{name}" for layer, names in criterion.items() for name in names}
-            keep = {ours for ours, native in self._native.items() if native in natives}
-        elif callable(criterion) and len(inspect.signature(criterion).parameters) == 3:
-            include: Callable[[str, str, jax.Array], bool] = criterion  # type: ignore[assignment]
+            return {ours for ours, native in self._native.items() if native in natives}
+        if callable(criterion) and len(inspect.signature(criterion).parameters) == 3:
+            include: Callable[[str, str, jax.Array], bool] = criterion
             keep = set()
-            for ours, value in params.items():
+            for ours, value in self._all_params().items():
                 layer, name = self._native[ours].rsplit(":", 1)
                 if include(layer, name, value):
                     keep.add(ours)
-        else:
-            raise TypeError(
-                "'criterion' must be a list of weight names, a dict {layer: {name: ...}} "
-                f"or a callable (layer, name, value) -> bool, not {criterion!r}."
-            )
-        self._select_trainable(keep)
+            return keep
+        raise TypeError(
+            "'criterion' must be a list of weight names, a dict {layer: {name: ...}} "
+            f"or a callable (layer, name, value) -> bool, not {criterion!r}."
+        )
 
 
 register_type(HaikuModel, name="HaikuModel", group="Model")

@@ -7,9 +7,9 @@ functions of `_compiled`, on a flat dict of named weights.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from random import SystemRandom
-from typing import Any
+from typing import Any, ClassVar, Self
 
 import jax
 import jax.numpy as jnp
@@ -17,7 +17,7 @@ import numpy as np
 
 from flwr_declearn.data import Batch, aggregate_data_info
 from flwr_declearn.model._canonical import CanonicalNames, group_entries
-from flwr_declearn.model._model_utils import split_batch
+from flwr_declearn.model._model_utils import load_pickle_hex, split_batch
 from flwr_declearn.model.api import Model
 from flwr_declearn.model.haiku._vector import JaxNumpyVector, select_device
 from flwr_declearn.model.jax import _compiled as compiled
@@ -177,6 +177,41 @@ class JaxModelBase(Model[JaxNumpyVector]):
             self._require_initialized()
             self._select_trainable(self._trainable_from_names(list(config["trainable"])))
 
+    _required_entries: ClassVar[tuple[str, ...]] = ()  # of `get_config`'s output
+
+    @classmethod
+    def from_config(
+        cls, config: dict[str, Any], allow_pickle: bool = False, allow_bin: bool = False
+    ) -> Self:
+        """Rebuild the model from `get_config`'s output (`allow_pickle=True` required).
+
+        Its functions (and a JaxModel's params) are pickled, and unpickling
+        runs arbitrary code: load only configs you stored yourself.
+        `allow_bin` (declearn's) is ignored.
+
+        Raises
+        ------
+        ValueError
+            If `allow_pickle` is False.
+        KeyError
+            If the config lacks an entry the class requires: a HaikuModel's
+            "model" and "loss", a JaxModel's "apply_fn" and "loss".
+        """
+        cls._require_config_entries(config, *cls._required_entries)
+
+        def load(key: str, what: str) -> Any:
+            value = config.get(key)
+            return None if value is None else load_pickle_hex(value, what, allow_pickle)
+
+        model = cls._from_pickled(config, load)
+        model._restore_setup(config)
+        return model
+
+    @classmethod
+    def _from_pickled(cls, config: dict[str, Any], load: Callable[[str, str], Any]) -> Self:
+        """Instantiate from `config`; `load(key, what)` unpickles entry `key` (None if absent)."""
+        raise NotImplementedError
+
     def _require_initialized(self) -> None:
         if not self._names:
             raise RuntimeError(self._uninitialized_message())
@@ -196,6 +231,42 @@ class JaxModelBase(Model[JaxNumpyVector]):
     def get_weight_names(self, trainable: bool = False) -> list[str]:
         """Return the ordered names of the weights (only the trainable ones if `trainable`)."""
         return list(self._trainable if trainable else self._names)
+
+    def set_trainable_weights(
+        self, criterion: list[str] | Callable[..., bool] | Mapping[str, Mapping[str, Any]]
+    ) -> None:
+        """Select the trainable weights; freeze all the others.
+
+        Parameters
+        ----------
+        criterion:
+            - a list of weight names (see `get_weight_names`) to keep trainable;
+            - for a `JaxModel`, a callable `(name, value) -> bool`, True for
+              trainable weights;
+            - for a `HaikuModel`, a callable `(layer, name, value) -> bool` (as
+              in `haiku.data_structures.partition`; haiku's layer and weight
+              names), or a dict `{layer: {name: anything}}` whose entries are
+              the trainable weights.
+
+        Raises
+        ------
+        RuntimeError
+            If the model is not initialized.
+        KeyError
+            If a list names unknown weights.
+        TypeError
+            If `criterion` has none of the model's forms.
+        """
+        self._require_initialized()
+        if isinstance(criterion, list):
+            keep = self._trainable_from_names(criterion)
+        else:
+            keep = self._trainable_from_selector(criterion)
+        self._select_trainable(keep)
+
+    def _trainable_from_selector(self, criterion: Any) -> set[str]:
+        """Names of the weights a non-list `criterion` selects; TypeError if of no known form."""
+        raise NotImplementedError
 
     def _select_trainable(self, keep: set[str]) -> None:
         """Make the weights named in `keep` trainable, and freeze all the others."""

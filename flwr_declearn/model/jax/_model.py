@@ -10,7 +10,7 @@ import jax
 import numpy as np
 
 from flwr_declearn.model._canonical import CanonicalNames
-from flwr_declearn.model._model_utils import dump_pickle_hex, load_pickle_hex
+from flwr_declearn.model._model_utils import dump_pickle_hex
 from flwr_declearn.model.haiku._vector import JaxNumpyVector
 from flwr_declearn.model.jax._base import JaxModelBase, LossFn
 from flwr_declearn.model.jax._compiled import Params, native_params, static
@@ -163,34 +163,10 @@ class JaxModel(JaxModelBase):
 
     # -- weights ---------------------------------------------------------------------------------
 
-    def set_trainable_weights(
-        self, criterion: list[str] | Callable[[str, jax.Array], bool]
-    ) -> None:
-        """Select the trainable weights; freeze all the others.
-
-        Parameters
-        ----------
-        criterion:
-            A list of weight names (see `get_weight_names`) to keep trainable, or
-            a callable `(name, value) -> bool`, True for trainable weights.
-
-        Raises
-        ------
-        RuntimeError
-            If the model is not initialized.
-        KeyError
-            If a list names unknown weights.
-        """
-        self._require_initialized()
-        if isinstance(criterion, list):
-            keep = self._trainable_from_names(criterion)
-        elif callable(criterion):
-            keep = {name for name, value in self._all_params().items() if criterion(name, value)}
-        else:
-            raise TypeError(
-                f"'criterion' must be a list of names or a callable, not {criterion!r}."
-            )
-        self._select_trainable(keep)
+    def _trainable_from_selector(self, criterion: Any) -> set[str]:
+        if callable(criterion):
+            return {name for name, value in self._all_params().items() if criterion(name, value)}
+        raise TypeError(f"'criterion' must be a list of names or a callable, not {criterion!r}.")
 
     # -- config ----------------------------------------------------------------------------------
 
@@ -227,34 +203,19 @@ class JaxModel(JaxModelBase):
         native = {self._native[ours]: np.asarray(v) for ours, v in self._all_params().items()}
         return jax.tree_util.tree_unflatten(treedef, [native[name] for name in order])
 
-    @classmethod
-    def from_config(
-        cls, config: dict[str, Any], allow_pickle: bool = False, allow_bin: bool = False
-    ) -> Self:
-        """Rebuild a JaxModel from `get_config`'s output (`allow_pickle=True` required).
+    _required_entries = ("apply_fn", "loss")
 
-        Raises
-        ------
-        ValueError
-            If `allow_pickle` is False.
-        KeyError
-            If the config lacks the "apply_fn" or "loss" entries.
-        """
-        cls._require_config_entries(config, "apply_fn", "loss")
-        load = load_pickle_hex
-        model = cls(
-            load(config["apply_fn"], "apply function", allow_pickle),
-            load(config["params"], "params", allow_pickle) if config.get("params") else None,
-            load(config["loss"], "loss function", allow_pickle),
-            init_fn=load(config["init_fn"], "init", allow_pickle)
-            if config.get("init_fn")
-            else None,
+    @classmethod
+    def _from_pickled(cls, config: dict[str, Any], load: Callable[[str, str], Any]) -> Self:
+        return cls(
+            load("apply_fn", "apply function"),
+            load("params", "params") if config.get("params") else None,
+            load("loss", "loss function"),
+            init_fn=load("init_fn", "init") if config.get("init_fn") else None,
             with_rng=bool(config.get("with_rng", False)),
             seed=config.get("seed"),
             canonical_names=bool(config.get("canonical_names", False)),
         )
-        model._restore_setup(config)
-        return model
 
 
 def _strip(entry: Any) -> Any:
