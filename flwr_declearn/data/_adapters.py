@@ -13,11 +13,9 @@
 - a Hugging Face `datasets.Dataset`, as flwr-datasets partitioners return
   (see `from_hf_dataset`).
 
-Dict items and Hugging Face columns are read the same way: `target` names
-the target key (default: the first of "label", "labels", "target",
-"targets", "y" present, else none), `s_wght` the sample-weights key (default:
-none) and `features` the input key(s) (default: every other key; several
-are stacked along a last axis).
+Dict items and Hugging Face columns are read the same way, by the
+`features`, `target` and `s_wght` keys that `Columns` documents (the
+target defaults to a "label"-like key, the features to every other key).
 
 Samples keep their order. A shuffling DataLoader is iterated once, so its
 order is the one drawn then; batching and shuffling during training follow
@@ -42,8 +40,10 @@ _TARGET_COLUMNS = ("label", "labels", "target", "targets", "y")
 
 
 class Columns(TypedDict, total=False):
-    """Keyword options naming the keys of dict items / columns of a table.
+    """Keyword options of the adapters naming the keys of dict items / columns of a table.
 
+    Attributes
+    ----------
     features:
         Input key(s); several are stacked along a last axis (tabular data).
         Default: every key but the target and weights keys.
