@@ -50,7 +50,6 @@ def run_step(
     coefs = tuple(map(_coefs, states))
     new, out = backend_for(vtype).run(step, coefs, gradients.coefs, hyper)
     vectors = tuple(map(vtype, new))
-    for vec, data in zip(vectors, new, strict=True):
-        if data is out:  # the output is a new state (e.g. momentum): one Vector for both
-            return vectors, vec
+    if new and new[0] is out:  # the output is the new state (momentum, EWMA): one Vector
+        return vectors, vectors[0]
     return vectors, vtype(out)
