@@ -14,7 +14,7 @@ Schemes
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict, Unpack
 
 import numpy as np
 
@@ -102,15 +102,20 @@ def partition_indices(
     return [np.sort(part).astype(np.int64) for part in parts]
 
 
+class PartitionOptions(TypedDict, total=False):
+    """Keyword options of `partition_indices` (see there), that `partition_dataset` passes on."""
+
+    alpha: float
+    labels_per_partition: int
+    min_size: int
+    seed: int | None
+
+
 def partition_dataset(
     dataset: InMemoryDataset,
     n_partitions: int,
     scheme: PartitionScheme = "dirichlet",
-    *,
-    alpha: float = 0.5,
-    labels_per_partition: int = 2,
-    min_size: int = 1,
-    seed: int | None = None,
+    **options: Unpack[PartitionOptions],
 ) -> list[InMemoryDataset]:
     """Split an InMemoryDataset by `partition_indices` of its targets.
 
@@ -129,15 +134,7 @@ def partition_dataset(
         labels = np.zeros(len(dataset), dtype=np.int64)
     else:
         labels = np.asarray(dataset._y)
-    parts = partition_indices(
-        labels,
-        n_partitions,
-        scheme,
-        alpha=alpha,
-        labels_per_partition=labels_per_partition,
-        min_size=min_size,
-        seed=seed,
-    )
+    parts = partition_indices(labels, n_partitions, scheme, **options)
     return [
         InMemoryDataset(
             *dataset.take(idx),

@@ -14,8 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from flwr_declearn.model.api import Vector
-from flwr_declearn.model.api._vector import VectorSpecError
+from flwr_declearn.model.api import Vector, VectorNamesError, VectorSpecError, check_names
 
 __all__ = ["RejectedMessage", "check_aux_var", "check_finite", "check_weights"]
 
@@ -69,12 +68,12 @@ def check_finite(value: Any, what: str) -> None:
 def check_weights(weights: Vector, specs: Mapping[str, tuple[tuple[int, ...], str]]) -> None:
     """Check global weights: names, shapes and dtypes as `specs`, finite values."""
     shapes, dtypes = weights.shapes(), weights.dtypes()
-    if set(shapes) != set(specs):
-        missing = sorted(set(specs) - set(shapes))
-        extra = sorted(set(shapes) - set(specs))
+    try:
+        check_names(specs, shapes)
+    except VectorNamesError as exc:
         raise RejectedMessage(
-            f"The global weights do not match the model: missing {missing}, unexpected {extra}."
-        )
+            f"The global weights do not match the model: {exc.difference}."
+        ) from None
     bad = [
         f"'{name}': expected {dtype}{list(shape)}, received {dtypes[name]}{list(shapes[name])}"
         for name, (shape, dtype) in sorted(specs.items())

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from flwr_declearn.flower import wire
-from flwr_declearn.model.api import Vector, VectorSpecError
+from flwr_declearn.model.api import Vector, VectorNamesError, VectorSpecError, check_names
 from flwr_declearn.model.numpy import NumpyVector
 
 __all__ = [
@@ -250,11 +250,10 @@ def decode_weights(payloads: Mapping[str, Any], specs: wire.WeightSpecs) -> dict
     ValueError
         If a payload is not a valid `.npy` array of the size its header declares.
     """
-    if set(payloads) != set(specs):
-        missing, extra = sorted(set(specs) - set(payloads)), sorted(set(payloads) - set(specs))
-        raise SpecMismatchError(
-            f"Weight names do not match the model: missing {missing}, unexpected {extra}."
-        )
+    try:
+        check_names(specs, payloads)
+    except VectorNamesError as exc:
+        raise SpecMismatchError(f"Weight names do not match the model: {exc.difference}.") from None
     out: dict[str, np.ndarray] = {}
     for name in sorted(specs):
         try:

@@ -26,7 +26,7 @@ from flwr_declearn.flower._client_checks import (
 from flwr_declearn.flower._evaluation import MetricSpec, evaluate_model
 from flwr_declearn.flower.config import EvaluationConfig, TrainingConfig
 from flwr_declearn.flower.protocol import STATE_KEY, is_internal_key
-from flwr_declearn.model.api import Model, Vector
+from flwr_declearn.model.api import Model, Vector, VectorNamesError, check_names
 from flwr_declearn.optimizer import Optimizer
 from flwr_declearn.optimizer._arrays import zeros_like
 from flwr_declearn.optimizer.modules import GaussianNoiseModule
@@ -236,12 +236,12 @@ class DeclearnClient(NumPyClient):
         RejectedMessage
             If names, shapes or dtypes differ from the model's.
         """
-        if set(arrays) != set(self.names):
-            missing = sorted(set(self.names) - set(arrays))
-            extra = sorted(set(arrays) - set(self.names))
+        try:
+            check_names(self.names, arrays)
+        except VectorNamesError as exc:
             raise RejectedMessage(
-                f"Weight names do not match the model: missing {missing}, unexpected {extra}."
-            )
+                f"Weight names do not match the model: {exc.difference}."
+            ) from None
         return self._weights_from_ndarrays([arrays[name] for name in self.names])
 
     def _weights_from_ndarrays(self, arrays: Sequence[np.ndarray]) -> Vector:

@@ -65,26 +65,30 @@ class MeanMetric(Metric[Any], register=False):
         return {self.name: value}
 
 
-class MeanAbsoluteError(MeanMetric):
+class _MeanError(MeanMetric, register=False):
+    """Weighted mean over samples of `error(y_true - y_pred)`, summed over output channels."""
+
+    error: ClassVar[Any]
+    """Element-wise error of the differences (a numpy ufunc)."""
+
+    def metric_func(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+        y_true, y_pred = squeeze_into_identical_shapes(y_true, y_pred)
+        errors = type(self).error(y_true.astype(np.float64) - y_pred.astype(np.float64))
+        return errors.reshape(len(errors), -1).sum(axis=1) if errors.ndim > 1 else errors
+
+
+class MeanAbsoluteError(_MeanError):
     """Weighted mean over samples of the absolute error (summed over output channels)."""
 
     name = "mae"
-
-    def metric_func(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
-        y_true, y_pred = squeeze_into_identical_shapes(y_true, y_pred)
-        errors = np.abs(y_true.astype(np.float64) - y_pred.astype(np.float64))
-        return errors.reshape(len(errors), -1).sum(axis=1) if errors.ndim > 1 else errors
+    error = np.abs
 
 
-class MeanSquaredError(MeanMetric):
+class MeanSquaredError(_MeanError):
     """Weighted mean over samples of the squared error (summed over output channels)."""
 
     name = "mse"
-
-    def metric_func(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
-        y_true, y_pred = squeeze_into_identical_shapes(y_true, y_pred)
-        errors = np.square(y_true.astype(np.float64) - y_pred.astype(np.float64))
-        return errors.reshape(len(errors), -1).sum(axis=1) if errors.ndim > 1 else errors
+    error = np.square
 
 
 class Accuracy(MeanMetric):

@@ -11,42 +11,31 @@ over arrays of any framework, through the few operations of `ClipOps`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Protocol, TypeVar
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 __all__ = ["ClipOps", "clip_and_average"]
 
 A = TypeVar("A")
 
 
-class ClipOps(Protocol):
+@dataclasses.dataclass(frozen=True)
+class ClipOps:
     """The framework operations `clip_and_average` needs (arithmetic is the arrays' own)."""
 
-    @staticmethod
-    def row_sq_norms(grads: Any) -> Any:
-        """Squared L2 norm of each row (sample) of a `(n, ...)` array."""
-
-    @staticmethod
-    def at_most_one(values: Any) -> Any:
-        """Element-wise `min(values, 1)`."""
-
-    @staticmethod
-    def sqrt(values: Any) -> Any: ...
-
-    @staticmethod
-    def like(values: Any, other: Any) -> Any:
-        """`values` cast to `other`'s dtype."""
-
-    @staticmethod
-    def n_rows(values: Any) -> Any:
-        """Number of rows of `values`, as a scalar of its dtype."""
-
-    @staticmethod
-    def combine(scale: Any, grads: Any) -> Any:
-        """`sum_i scale[i] * grads[i]` (a tensordot over the first axis)."""
-
-    @staticmethod
-    def mean(values: Any) -> Any: ...
+    row_sq_norms: Callable[[Any], Any]
+    """Squared L2 norm of each row (sample) of a `(n, ...)` array."""
+    at_most_one: Callable[[Any], Any]
+    """Element-wise `min(values, 1)`."""
+    sqrt: Callable[[Any], Any]
+    mean: Callable[[Any], Any]
+    like: Callable[[Any, Any], Any]
+    """`like(values, other)`: `values` cast to `other`'s dtype."""
+    n_rows: Callable[[Any], Any]
+    """Number of rows of an array, as a python number or a scalar of its dtype."""
+    combine: Callable[[Any, Any], Any]
+    """`combine(scale, grads)`: `sum_i scale[i] * grads[i]` (a tensordot over the first axis)."""
 
 
 def clip_and_average(

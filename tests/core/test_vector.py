@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import operator
+import pickle
 from collections.abc import Callable
 from typing import Any
 
@@ -12,7 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from flwr_declearn.model.api import Vector, VectorSpecError
+from flwr_declearn.model.api import Vector, VectorNamesError, VectorSpecError, check_names
+from flwr_declearn.model.api._vector import as_numpy
 from flwr_declearn.model.numpy import NumpyVector
 from flwr_declearn.utils import json_dumps, json_loads
 
@@ -213,6 +215,32 @@ def test_spec_mismatch_error_names_the_differing_entries(vtype: type[Vector]) ->
         vec.dot(vtype.unpack({"w": np.ones((1,)), "b": np.zeros(3)}))
 
 
+@pytest.mark.parametrize("vtype", VECTOR_TYPES, ids=lambda t: t.__name__)
+def test_check_specs_may_ignore_dtypes_and_names_what_it_checks(vtype: type[Vector]) -> None:
+    vec = vtype.unpack({"w": np.ones((2, 3)), "b": np.zeros(3)})
+    cast = vtype.unpack({"w": np.ones((2, 3), "float32"), "b": np.zeros(3, "float32")})
+    vec.check_specs(cast, dtypes=False)
+    with pytest.raises(VectorSpecError, match=r"'b': float64\[3\] vs float32\[3\]"):
+        vec.check_specs(cast)
+    wrong = vtype.unpack({"w": np.ones((3, 2), "float32"), "b": np.zeros(3, "float32")})
+    with pytest.raises(VectorSpecError, match=r"'w'.*\(expected vs the updates\)"):
+        vec.check_specs(wrong, dtypes=False, other_name="the updates")
+    with pytest.raises(VectorNamesError, match="missing from the updates") as info:
+        vec.check_specs(
+            vtype.unpack({"w": np.ones((2, 3)), "c": np.zeros(1)}), other_name="the updates"
+        )
+    assert (info.value.missing, info.value.unexpected) == (["b"], ["c"])
+
+
+def test_names_error_lists_the_names_and_survives_pickling() -> None:
+    with pytest.raises(VectorNamesError) as info:
+        check_names(["a", "b"], ["b", "c", "d"])
+    assert isinstance(info.value, KeyError)
+    clone = pickle.loads(pickle.dumps(info.value))
+    assert (clone.missing, clone.unexpected, str(clone)) == (["a"], ["c", "d"], str(info.value))
+    check_names(["a", "b"], {"b": 0, "a": 1})
+
+
 def test_torch_pack_shares_memory_with_cpu_tensors() -> None:
     torch = pytest.importorskip("torch")
     from flwr_declearn.model.torch import TorchVector
@@ -250,3 +278,13 @@ def test_operations_with_unsupported_operands_raise_type_error() -> None:
         vec + "text"  # type: ignore[operator]
     with pytest.raises(TypeError):
         vec * [1, 2]  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("vtype", VECTOR_TYPES, ids=lambda t: t.__name__)
+def test_as_numpy_converts_arrays_of_every_framework(vtype: type[Vector]) -> None:
+    array = np.arange(6, dtype="float32").reshape(2, 3)
+    value = vtype.unpack({"a": array}).coefs["a"]
+    out = as_numpy(value)
+    assert isinstance(out, np.ndarray) and out.dtype == array.dtype
+    np.testing.assert_array_equal(out, array)
+    np.testing.assert_array_equal(as_numpy([[1, 2], [3, 4]]), np.array([[1, 2], [3, 4]]))

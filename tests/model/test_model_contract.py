@@ -326,6 +326,18 @@ def test_max_norm_must_be_positive(case: ModelCase) -> None:
         model.compute_batch_gradients((x, y, None), max_norm=0.0)
 
 
+@pytest.mark.parametrize("bad", [-1.0, float("nan")])
+def test_max_norm_must_be_a_positive_number(case: ModelCase, bad: float) -> None:
+    model = case.make()
+    x, y = make_data()
+    before = snapshot(model.get_weights())
+    with pytest.raises(ValueError, match="'max_norm' must be positive"):
+        model.compute_batch_gradients((x, y, None), max_norm=bad)
+    assert model.collect_training_losses() == []
+    after = snapshot(model.get_weights())
+    assert all(np.array_equal(after[k], v) for k, v in before.items())
+
+
 # -- predictions and losses --------------------------------------------------------------------
 
 

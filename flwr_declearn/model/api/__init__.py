@@ -6,6 +6,7 @@ from flwr_declearn.model.api._vector import (
     VectorNamesError,
     VectorSpec,
     VectorSpecError,
+    check_names,
     load_vector_type,
     register_vector_type,
 )
@@ -16,6 +17,7 @@ __all__ = [
     "VectorNamesError",
     "VectorSpec",
     "VectorSpecError",
+    "check_names",
     "load_vector_type",
     "register_vector_type",
 ]

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import importlib
 from abc import ABCMeta, abstractmethod
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Self, TypeVar
 
 import numpy as np
 
 from flwr_declearn.data import Batch
-from flwr_declearn.model.api._vector import Vector, VectorSpecError
+from flwr_declearn.model._model_utils import split_batch
+from flwr_declearn.model.api._vector import Vector, as_numpy
 from flwr_declearn.utils import DevicePolicy, access_registered, create_types_registry
 
 __all__ = ["FusedRule", "Model"]
@@ -40,7 +41,7 @@ class Model(Generic[VectorT], metaclass=ABCMeta):
     """
 
     _vector_type: ClassVar[type[Vector] | None] = None
-    """The Vector type of weights, gradients and updates (checked by `_check_updates`)."""
+    """The Vector type of weights, gradients and updates (checked by `_check_vector`)."""
 
     def __init__(self, model: Any) -> None:
         self._model = model
@@ -187,15 +188,26 @@ class Model(Generic[VectorT], metaclass=ABCMeta):
         over the weights, instead of materializing the scaled updates first.
         """
 
+    @staticmethod
+    def _check_max_norm(max_norm: float | None) -> float | None:
+        """Return the sample-wise clipping threshold as a float (None: no clipping).
+
+        Raises
+        ------
+        ValueError
+            If `max_norm` is not positive.
+        """
+        if max_norm is None:
+            return None
+        if not max_norm > 0:
+            raise ValueError(f"'max_norm' must be positive, not {max_norm!r}.")
+        return float(max_norm)
+
     fused_vector_type: ClassVar[type[Vector] | None] = None
     """Vector type whose compiled kernels `run_fused_step` can trace (None: cannot)."""
 
     def run_fused_step(
-        self,
-        batch: Batch,
-        max_norm: float | None,
-        rule: FusedRule,
-        args: Any,
+        self, batch: Batch, max_norm: float | None, rule: FusedRule, args: Any
     ) -> Any:
         """Compute gradients on `batch` and update the weights by `rule`, in one compiled call.
 
@@ -222,102 +234,55 @@ class Model(Generic[VectorT], metaclass=ABCMeta):
         losses, self._loss_history = self._loss_history, []
         return [float(loss) for loss in losses]
 
-    def _check_updates(
-        self,
-        updates: Any,
-        names: Sequence[str],
-        shapes: Sequence[tuple[int, ...]],
-        shape_of: Callable[[Any], tuple[int, ...]],
-    ) -> list[Any]:
-        """Return the arrays of `updates` in `names` order, after checking them.
+    def _check_vector(self, vector: Any, reference: Vector, what: str) -> None:
+        """Check weights or updates given to this model against `reference` (the model's own).
 
-        The `apply_updates` preamble shared by the framework models: cheap
-        checks first, a full report only when something differs.
+        The preamble of `set_weights` and `apply_updates`: `vector` must be
+        of this model's Vector type, with `reference`'s names and shapes;
+        dtypes may differ (values are cast to the weights' dtypes).
 
         Raises
         ------
         TypeError
-            If `updates` is not of this model's Vector type.
-        KeyError
-            If its names differ from `names`.
+            If `vector` is not of this model's Vector type.
+        VectorNamesError
+            If its names differ (a KeyError, as declearn's `set_weights` raises).
         VectorSpecError
-            If some of its arrays' shapes differ from `shapes`.
+            If some of its arrays' shapes differ.
         """
-        self._check_type(updates, "updates")
-        coefs = updates.coefs
-        if len(coefs) != len(names) or any(name not in coefs for name in names):
-            self._raise_on_names(coefs, names, "updates")
-        values = [coefs[name] for name in names]
-        if any(shape_of(v) != s for v, s in zip(values, shapes, strict=True)):
-            self._raise_on_shapes(
-                dict(zip(names, values, strict=True)), names, shapes, shape_of, "updates"
-            )
-        return values
-
-    def _check_weights(
-        self, weights: Any, shapes: Mapping[str, tuple[int, ...]], context: str
-    ) -> None:
-        """Check the type, names and shapes of weights given to `set_weights`.
-
-        Unlike `Vector.check_specs`, dtypes may differ (values are cast to the
-        weights' dtypes), and differing names raise a KeyError, as declearn's
-        `set_weights` does.
-
-        Raises
-        ------
-        TypeError
-            If `weights` is not of this model's Vector type.
-        KeyError
-            If its names differ from those of `shapes`.
-        VectorSpecError
-            If some of its arrays' shapes differ from `shapes`.
-        """
-        self._check_type(weights, context)
-        coefs = weights.coefs
-        if coefs.keys() != shapes.keys():
-            self._raise_on_names(coefs, list(shapes), context)
-        got = weights.shapes()
-        if any(got[name] != tuple(shape) for name, shape in shapes.items()):
-            self._raise_on_shapes(
-                got, list(shapes), [tuple(s) for s in shapes.values()], tuple, context
-            )
-
-    def _check_type(self, vector: Any, context: str) -> None:
         vtype = self._vector_type
         if vtype is not None and not isinstance(vector, vtype):
             raise TypeError(
-                f"{type(self).__name__} expects {context} as a {vtype.__name__}, "
+                f"{type(self).__name__} expects {what} as a {vtype.__name__}, "
                 f"not {type(vector).__name__}."
             )
+        reference.check_specs(vector, dtypes=False, other_name=what)
 
-    @staticmethod
-    def _raise_on_names(received: Iterable[str], expected: Sequence[str], context: str) -> None:
-        missing = sorted(set(expected) - set(received))
-        extra = sorted(set(received) - set(expected))
-        raise KeyError(
-            f"Names of {context} do not match the model's: missing {missing}, unexpected {extra}."
-        )
-
-    @staticmethod
-    def _raise_on_shapes(
-        values: Mapping[str, Any],
-        names: Sequence[str],
-        shapes: Sequence[tuple[int, ...]],
-        shape_of: Callable[[Any], tuple[int, ...]],
-        context: str,
-    ) -> None:
-        bad = [
-            f"'{name}': {list(shape_of(values[name]))} instead of {list(shape)}"
-            for name, shape in zip(names, shapes, strict=True)
-            if tuple(shape_of(values[name])) != tuple(shape)
-        ]
-        raise VectorSpecError(f"Shapes of {context} differ from the model's: " + "; ".join(bad))
-
-    @abstractmethod
     def compute_batch_predictions(
         self, batch: Batch
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """Return `(y_true, y_pred, s_wght)` as numpy arrays for a batch."""
+        """Return `(y_true, y_pred, s_wght)` as numpy arrays for a batch.
+
+        Predictions come from `_predict`, which framework models implement.
+
+        Raises
+        ------
+        TypeError
+            If the batch has no `y_true`.
+        """
+        inputs, y_true, s_wght = split_batch(batch)
+        if y_true is None:
+            raise TypeError(
+                f"{type(self).__name__}.compute_batch_predictions needs a batch with y_true."
+            )
+        y_pred = self._predict(inputs)
+        return as_numpy(y_true), as_numpy(y_pred), None if s_wght is None else as_numpy(s_wght)
+
+    def _predict(self, inputs: Any) -> Any:
+        """The model's predictions for a batch's inputs, in inference mode (any array type)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} implements neither `_predict` nor `compute_batch_predictions`."
+        )
 
     @abstractmethod
     def loss_function(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:

@@ -7,7 +7,7 @@ import importlib
 import numbers
 import operator
 from abc import ABCMeta
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
 import numpy as np
@@ -24,6 +24,8 @@ __all__ = [
     "VectorNamesError",
     "VectorSpec",
     "VectorSpecError",
+    "as_numpy",
+    "check_names",
     "register_vector_type",
 ]
 
@@ -53,9 +55,47 @@ class VectorSpecError(ValueError):
 
 
 class VectorNamesError(VectorSpecError, KeyError):
-    """Two Vectors hold different names (a KeyError too, as declearn raises)."""
+    """Two Vectors hold different names (a KeyError too, as declearn raises).
+
+    `missing` and `unexpected` list the differing names (sorted), for
+    callers that word their own message.
+    """
 
     __str__ = ValueError.__str__  # KeyError's would quote the message
+
+    def __init__(
+        self, message: str, missing: Iterable[str] = (), unexpected: Iterable[str] = ()
+    ) -> None:
+        super().__init__(message)
+        self.missing = sorted(missing)
+        self.unexpected = sorted(unexpected)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (str(self), self.missing, self.unexpected)
+
+    @property
+    def difference(self) -> str:
+        """`"missing [...], unexpected [...]"`, for callers' own messages."""
+        return f"missing {self.missing}, unexpected {self.unexpected}"
+
+
+def check_names(
+    expected: Iterable[str], received: Iterable[str], other_name: str = "the other vector"
+) -> None:
+    """Raise a VectorNamesError if the `received` names differ from the `expected` ones.
+
+    The name check of `Vector.check_specs`, for callers that hold names
+    rather than Vectors. `other_name` says what `received` belongs to.
+    """
+    expected, received = set(expected), set(received)
+    if expected != received:
+        missing, unexpected = sorted(expected - received), sorted(received - expected)
+        raise VectorNamesError(
+            f"Vector names differ: missing from {other_name}: {missing}; "
+            f"unexpected in {other_name}: {unexpected}.",
+            missing,
+            unexpected,
+        )
 
 
 @dataclasses.dataclass
@@ -114,6 +154,15 @@ def load_vector_type(name: str) -> type[Vector]:
     return getattr(module, name)  # type: ignore[no-any-return]
 
 
+class _NoNamespace:
+    """`Vector._xp` of a type that names no array namespace: each primitive then raises."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):  # protocol lookups (e.g. by ABCMeta)
+            raise AttributeError(name)
+        raise NotImplementedError(f"This Vector type does not define `{name}`.")
+
+
 @create_types_registry(name="Vector")
 class Vector(Generic[T], metaclass=ABCMeta):
     """Named arrays of one framework, with element-wise algebra.
@@ -123,8 +172,9 @@ class Vector(Generic[T], metaclass=ABCMeta):
     A NumpyVector combines with any framework Vector; the result then has
     the framework's type.
 
-    Subclasses implement the array-level primitives (`_sign`, `_sqrt`, ...)
-    as static methods, and list the Vector types they absorb in
+    Subclasses name their framework's array namespace (`_xp`), implement
+    the array-level primitives it lacks (`_to_numpy`, `_shape`...) as
+    static methods, and list the Vector types they absorb in
     `compatible_vector_types`. A subclass written for declearn, which
     overrides the public methods (`sign`, `minimum`, `sum`, `__eq__`,
     `flatten`...) instead, works too: a primitive it lacks raises
@@ -164,36 +214,46 @@ class Vector(Generic[T], metaclass=ABCMeta):
         """Numpy-style dtype name of an array (e.g. 'float32')."""
         raise NotImplementedError("This Vector type does not define its arrays' dtypes.")
 
-    @staticmethod
-    def _sign(value: T) -> T:
-        raise NotImplementedError("This Vector type does not define `sign`.")
+    _xp: ClassVar[Any] = _NoNamespace()
+    """The framework's numpy-style namespace (`numpy`, `jax.numpy`, `torch`, `tensorflow`).
 
-    @staticmethod
-    def _sqrt(value: T) -> T:
-        raise NotImplementedError("This Vector type does not define `sqrt`.")
+    The primitives below call it by numpy's names; a subclass overrides those
+    its framework spells otherwise.
+    """
 
-    @staticmethod
-    def _minimum(value: T, other: Any) -> T:
-        raise NotImplementedError("This Vector type does not define `minimum`.")
+    @classmethod
+    def _sign(cls, value: T) -> T:
+        return cls._xp.sign(value)  # type: ignore[no-any-return]
 
-    @staticmethod
-    def _maximum(value: T, other: Any) -> T:
-        raise NotImplementedError("This Vector type does not define `maximum`.")
+    @classmethod
+    def _sqrt(cls, value: T) -> T:
+        return cls._xp.sqrt(value)  # type: ignore[no-any-return]
 
-    @staticmethod
-    def _sum(value: T) -> T:
+    @classmethod
+    def _minimum(cls, value: T, other: Any) -> T:
+        """Element-wise minimum with an array or a python scalar."""
+        return cls._xp.minimum(value, other)  # type: ignore[no-any-return]
+
+    @classmethod
+    def _maximum(cls, value: T, other: Any) -> T:
+        """Element-wise maximum with an array or a python scalar."""
+        return cls._xp.maximum(value, other)  # type: ignore[no-any-return]
+
+    @classmethod
+    def _sum(cls, value: T) -> T:
         """Sum of all entries, as a 0-d array."""
-        raise NotImplementedError("This Vector type does not define `sum`.")
+        return cls._xp.sum(value)  # type: ignore[no-any-return]
 
-    @staticmethod
-    def _vdot(value: T, other: T) -> float:
+    @classmethod
+    def _vdot(cls, value: T, other: T) -> float:
         """Sum of the element-wise product of two arrays, as a python float."""
-        raise NotImplementedError("This Vector type does not define `dot`.")
+        return float(cls._xp.vdot(value, other))
 
-    @staticmethod
-    def _equal(value: T, other: T) -> bool:
+    @classmethod
+    def _equal(cls, value: T, other: T) -> bool:
         """Whether two arrays have equal shapes and values."""
-        raise NotImplementedError("This Vector type does not define `==`.")
+        shape = cls._shape
+        return shape(value) == shape(other) and bool(cls._xp.array_equal(value, other))
 
     @classmethod
     def _has_specs(cls) -> bool:
@@ -229,30 +289,50 @@ class Vector(Generic[T], metaclass=ABCMeta):
         """Return the numpy-style dtype name of each named array."""
         return {key: self._dtype(val) for key, val in self.coefs.items()}
 
-    def check_specs(self, other: Vector) -> None:
+    def check_specs(
+        self, other: Vector, *, dtypes: bool = True, other_name: str = "the other vector"
+    ) -> None:
         """Raise a VectorSpecError naming the entries where `other`'s specs differ from ours.
 
-        Different names raise a VectorNamesError (also a KeyError); shapes and
-        dtypes are compared where both types define them.
+        This is the package's one check of names and specs: of operands,
+        of weights and updates given to a Model, of what Flower peers send.
+
+        Parameters
+        ----------
+        other:
+            The Vector to check.
+        dtypes:
+            Whether dtypes must match too (False where values get cast, as
+            in `Model.set_weights`).
+        other_name:
+            What `other` is, in error messages (e.g. "the updates").
+
+        Raises
+        ------
+        VectorNamesError
+            If names differ (a VectorSpecError and a KeyError).
+        VectorSpecError
+            If shapes (or dtypes) differ, where both types define them.
         """
-        if self.coefs.keys() != other.coefs.keys():
-            missing = sorted(set(self.coefs) - set(other.coefs))
-            extra = sorted(set(other.coefs) - set(self.coefs))
-            raise VectorNamesError(
-                f"Vector names differ: missing from the other vector: {missing}; "
-                f"unexpected in it: {extra}."
-            )
+        ours, theirs = self.coefs, other.coefs
+        if ours.keys() != theirs.keys():
+            check_names(ours, theirs, other_name)
         if not (self._has_specs() and other._has_specs()):
             return
-        bad = []
-        for key, val in self.coefs.items():
-            oth = other.coefs[key]
-            shp, oshp = self._shape(val), other._shape(oth)
-            dtp, odtp = self._dtype(val), other._dtype(oth)
-            if shp != oshp or dtp != odtp:
-                bad.append(f"'{key}': {dtp}{list(shp)} vs {odtp}{list(oshp)}")
+        shape, oshape = self._shape, other._shape
+        dtype, odtype = self._dtype, other._dtype
+        bad = [
+            key
+            for key, val in ours.items()
+            if shape(val) != oshape(theirs[key]) or (dtypes and dtype(val) != odtype(theirs[key]))
+        ]
         if bad:
-            raise VectorSpecError("Vector specs differ for: " + "; ".join(bad) + ".")
+            details = "; ".join(
+                f"'{key}': {dtype(ours[key])}{list(shape(ours[key]))} vs "
+                f"{odtype(theirs[key])}{list(oshape(theirs[key]))}"
+                for key in bad
+            )
+            raise VectorSpecError(f"Vector specs differ for: {details} (expected vs {other_name}).")
 
     # -- algebra ---------------------------------------------------------------------------------
 
@@ -487,6 +567,15 @@ class Vector(Generic[T], metaclass=ABCMeta):
             return f"{type(self).__name__}({self.coefs!r})"
         specs = ", ".join(f"{k}: {self._dtype(v)}{self._shape(v)}" for k, v in self.coefs.items())
         return f"{type(self).__name__}({{{specs}}})"
+
+
+def as_numpy(value: Any) -> np.ndarray:
+    """Return an array of any supported framework (or anything array-like) as a numpy array."""
+    try:
+        vector_type = _vector_type_for(value)
+    except TypeError:
+        return np.asarray(value)
+    return vector_type._to_numpy(value)
 
 
 def _vector_type_for(value: Any) -> type[Vector]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -36,6 +36,7 @@ class JaxNumpyVector(Vector[jax.Array]):
     """
 
     compatible_vector_types = (NumpyVector,)
+    _xp: ClassVar[Any] = jnp
 
     @staticmethod
     def _to_numpy(value: jax.Array) -> np.ndarray:
@@ -63,31 +64,3 @@ class JaxNumpyVector(Vector[jax.Array]):
     @staticmethod
     def _dtype(value: jax.Array) -> str:
         return str(value.dtype)
-
-    @staticmethod
-    def _sign(value: jax.Array) -> jax.Array:
-        return jnp.sign(value)
-
-    @staticmethod
-    def _sqrt(value: jax.Array) -> jax.Array:
-        return jnp.sqrt(value)
-
-    @staticmethod
-    def _minimum(value: jax.Array, other: Any) -> jax.Array:
-        return jnp.minimum(value, other)
-
-    @staticmethod
-    def _maximum(value: jax.Array, other: Any) -> jax.Array:
-        return jnp.maximum(value, other)
-
-    @staticmethod
-    def _sum(value: jax.Array) -> jax.Array:
-        return jnp.sum(value)
-
-    @staticmethod
-    def _vdot(value: jax.Array, other: jax.Array) -> float:
-        return float(jnp.vdot(value, other))
-
-    @staticmethod
-    def _equal(value: jax.Array, other: jax.Array) -> bool:
-        return value.shape == other.shape and bool(jnp.array_equal(value, other))

@@ -228,9 +228,8 @@ class JaxModelBase(Model[JaxNumpyVector]):
     def set_weights(self, weights: JaxNumpyVector, trainable: bool = False) -> None:
         self._require_initialized()
         current = self._train if trainable else self._all_params()
-        shapes = {k: tuple(v.shape) for k, v in current.items()}
-        context = "trainable weights" if trainable else "weights"
-        self._check_weights(weights, shapes, context)
+        context = "the trainable weights" if trainable else "the weights"
+        self._check_vector(weights, JaxNumpyVector(current), context)
         new = {
             k: jax.device_put(weights.coefs[k].astype(v.dtype), self._device)
             for k, v in current.items()
@@ -245,8 +244,9 @@ class JaxModelBase(Model[JaxNumpyVector]):
     def compute_batch_gradients(
         self, batch: Batch, max_norm: float | None = None
     ) -> JaxNumpyVector:
+        step = self._step_inputs(batch, max_norm)
         grads, loss, self._rng, train = compiled.grads_and_loss(
-            self._forward, self._static_loss, *self._step_inputs(batch, max_norm)
+            self._forward, self._static_loss, self._train, step
         )
         if train is not None:  # pending updates were fused into the call
             self._train, self._pending = train, None
@@ -265,24 +265,20 @@ class JaxModelBase(Model[JaxNumpyVector]):
         `rule` is a static argument of the call: pass the same object at each
         step (a new one means a new compilation).
         """
+        step = self._step_inputs(batch, max_norm)
         train, outputs, loss, self._rng = compiled.fused_step(
-            self._forward, self._static_loss, rule, *self._step_inputs(batch, max_norm), args
+            self._forward, self._static_loss, rule, self._train, step, args
         )
         self._train, self._pending = train, None
         self._loss_history.append(loss)
         return outputs
 
-    def _step_inputs(
-        self, batch: Batch, max_norm: float | None
-    ) -> tuple[Params, Pending | None, Params, jax.Array, Any, float | None]:
-        """`(train, pending, fixed, rng, batch arrays, max_norm)`: the compiled steps' inputs."""
+    def _step_inputs(self, batch: Batch, max_norm: float | None) -> compiled.StepInputs:
+        """The compiled steps' inputs besides the trainable weights."""
         self._require_initialized()
         batch_arrays = self._unpack_batch(batch, lazy=True)
-        if max_norm is not None:
-            if max_norm <= 0:
-                raise ValueError(f"'max_norm' must be positive, not {max_norm!r}.")
-            max_norm = float(max_norm)
-        return self._train, self._pending, self._fixed, self._rng, batch_arrays, max_norm
+        max_norm = self._check_max_norm(max_norm)
+        return compiled.StepInputs(self._pending, self._fixed, self._rng, batch_arrays, max_norm)
 
     def apply_updates(self, updates: JaxNumpyVector, scale: float = 1.0) -> None:
         """Add `scale * updates` to the trainable weights.
@@ -291,39 +287,20 @@ class JaxModelBase(Model[JaxNumpyVector]):
         first. The addition is deferred to the next compiled gradients call (or
         to the next read of the weights), saving a dispatch per step.
         """
-        train = self._train
-        coefs = getattr(updates, "coefs", {})
-        if (
-            not isinstance(updates, JaxNumpyVector)
-            or coefs.keys() != train.keys()
-            or any(coefs[name].shape != value.shape for name, value in train.items())
-        ):
-            shapes = [tuple(value.shape) for value in train.values()]
-            self._check_updates(updates, list(train), shapes, _shape)  # raises
+        self._check_vector(updates, JaxNumpyVector(self._train), "the updates")
         self._flush()
-        self._pending = (dict(coefs), float(scale))
+        self._pending = (dict(updates.coefs), float(scale))
 
     # -- inference -------------------------------------------------------------------------------
 
-    def compute_batch_predictions(
-        self, batch: Batch
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    def _predict(self, inputs: Any) -> jax.Array:
         self._require_initialized()
-        inputs, y_true, s_wght = split_batch(batch)
-        if y_true is None:
-            raise TypeError(
-                f"{type(self).__name__}.compute_batch_predictions needs a batch with y_true."
-            )
         inputs, _, _ = self._unpack_batch((inputs, None, None))
         self._flush()
         y_pred, self._rng = compiled.predict(
             self._forward, self._train, self._fixed, self._rng, inputs
         )
-        return (
-            np.asarray(y_true),
-            np.asarray(y_pred),
-            None if s_wght is None else np.asarray(s_wght),
-        )
+        return y_pred
 
     def loss_function(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
         s_loss = compiled.sample_losses(self._static_loss, self._array(y_pred), self._array(y_true))
@@ -365,7 +342,3 @@ class JaxModelBase(Model[JaxNumpyVector]):
         """A one-sample batch of zeros shaped after `features_shape` and `data_type`."""
         shape, dtype = data_info["features_shape"], data_info["data_type"]
         return (jax.device_put(np.zeros((1, *shape), dtype=dtype), self._device),)
-
-
-def _shape(value: Any) -> tuple[int, ...]:
-    return tuple(value.shape)

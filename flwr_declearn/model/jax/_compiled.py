@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from flwr_declearn.model._clipping import clip_and_average
+from flwr_declearn.model._clipping import ClipOps, clip_and_average
 
 __all__ = [
     "Forward",
     "Params",
     "Pending",
+    "StepInputs",
     "add_trees",
     "copy_tree",
     "fused_step",
@@ -89,133 +90,94 @@ def sample_losses(loss_fn: LossFn, y_pred: jax.Array, y_true: jax.Array) -> jax.
     return samplewise(loss_fn(y_pred, y_true))
 
 
-def _batch_grads(
+def _grads(
     forward: Forward,
     loss_fn: LossFn,
     train: Params,
     fixed: Params,
     key: jax.Array,
-    inputs: tuple[jax.Array, ...],
-    y_true: jax.Array | None,
-    s_wght: jax.Array | None,
+    batch: Batch,
+    max_norm: float | jax.Array | None,
 ) -> tuple[Params, jax.Array]:
-    """Batch-averaged gradients and (weighted) loss; traced into the jitted functions below."""
+    """Batch gradients and (weighted) loss; traced into the jitted functions below.
 
-    def batch_loss(train: Params) -> jax.Array:
-        y_pred = forward(train | fixed, key, *inputs)
-        s_loss = samplewise(loss_fn(y_pred, y_true))  # type: ignore[arg-type]
-        if s_wght is not None:
-            s_loss = s_loss * s_wght
-        return jnp.mean(s_loss)
-
-    loss, grads = jax.value_and_grad(batch_loss)(train)
-    return grads, loss
-
-
-def _clipped_batch_grads(
-    forward: Forward,
-    loss_fn: LossFn,
-    train: Params,
-    fixed: Params,
-    key: jax.Array,
-    inputs: tuple[jax.Array, ...],
-    y_true: jax.Array | None,
-    s_wght: jax.Array | None,
-    max_norm: jax.Array,
-) -> tuple[Params, jax.Array]:
-    """Average of sample-wise gradients, each clipped to an L2 norm of `max_norm`, and loss.
-
-    Sample-wise gradients come from `jax.vmap`, each sample with its own key.
+    With `max_norm`, the average of sample-wise gradients (from `jax.vmap`,
+    each sample with its own key), each clipped to an L2 norm of `max_norm`.
     """
-    n_samples = inputs[0].shape[0]
-    keys = jax.random.split(key, n_samples)
+    inputs, y_true, s_wght = batch
+
+    def losses(train: Params, key: jax.Array, inputs: tuple[jax.Array, ...], y_true: Any) -> Any:
+        return samplewise(loss_fn(forward(train | fixed, key, *inputs), y_true))
+
+    if max_norm is None:
+
+        def batch_loss(train: Params) -> jax.Array:
+            s_loss = losses(train, key, inputs, y_true)
+            return jnp.mean(s_loss if s_wght is None else s_loss * s_wght)
+
+        loss, grads = jax.value_and_grad(batch_loss)(train)
+        return grads, loss
 
     def sample_loss(
-        train: Params, key: jax.Array, inputs: tuple[jax.Array, ...], y_true: jax.Array | None
-    ) -> jax.Array:
-        batched = tuple(x[None] for x in inputs)
-        y_pred = forward(train | fixed, key, *batched)
-        y_one = None if y_true is None else y_true[None]
-        return jnp.sum(samplewise(loss_fn(y_pred, y_one)))  # type: ignore[arg-type]
+        train: Params, key: jax.Array, inputs: tuple[jax.Array, ...], y_true: Any
+    ) -> Any:
+        one = None if y_true is None else y_true[None]
+        return jnp.sum(losses(train, key, tuple(x[None] for x in inputs), one))
 
+    keys = jax.random.split(key, inputs[0].shape[0])
     grad_fn = jax.vmap(jax.value_and_grad(sample_loss), in_axes=(None, 0, 0, 0))
     s_loss, grads = grad_fn(train, keys, inputs, y_true)
-    return clip_and_average(grads, s_loss, s_wght, max_norm, _JaxClipOps)
+    return clip_and_average(grads, s_loss, s_wght, max_norm, _JAX_CLIP_OPS)
 
 
-class _JaxClipOps:
-    """jax operations of `clip_and_average`."""
+_JAX_CLIP_OPS = ClipOps(
+    row_sq_norms=lambda grads: jnp.sum(jnp.square(grads.reshape(grads.shape[0], -1)), axis=1),
+    at_most_one=lambda values: jnp.minimum(values, 1.0),
+    sqrt=jnp.sqrt,
+    mean=jnp.mean,
+    like=lambda values, other: values.astype(other.dtype),
+    n_rows=lambda values: int(values.shape[0]),
+    combine=lambda scale, grads: jnp.tensordot(scale.astype(grads.dtype), grads, axes=1),
+)
+"""jax operations of `clip_and_average`."""
 
-    @staticmethod
-    def row_sq_norms(grads: jax.Array) -> jax.Array:
-        return jnp.sum(jnp.square(grads.reshape(grads.shape[0], -1)), axis=1)
 
-    @staticmethod
-    def at_most_one(values: jax.Array) -> jax.Array:
-        return jnp.minimum(values, 1.0)
+class StepInputs(NamedTuple):
+    """What the compiled steps read besides the trainable weights."""
 
-    @staticmethod
-    def sqrt(values: jax.Array) -> jax.Array:
-        return jnp.sqrt(values)
-
-    @staticmethod
-    def mean(values: jax.Array) -> jax.Array:
-        return jnp.mean(values)
-
-    @staticmethod
-    def like(values: jax.Array, other: jax.Array) -> jax.Array:
-        return values.astype(other.dtype)
-
-    @staticmethod
-    def n_rows(values: jax.Array) -> int:
-        return int(values.shape[0])
-
-    @staticmethod
-    def combine(scale: jax.Array, grads: jax.Array) -> jax.Array:
-        return jnp.tensordot(scale.astype(grads.dtype), grads, axes=1)
+    pending: Pending | None
+    """Updates not yet added to the weights (added first), and their scale."""
+    fixed: Params
+    """The non-trainable weights."""
+    rng: jax.Array
+    """PRNG key, split into the next one and that of this step."""
+    batch: Batch
+    max_norm: float | jax.Array | None
+    """Sample-wise clipping threshold, if any."""
 
 
 def _grads_with_pending(
-    forward: Forward,
-    loss_fn: LossFn,
-    train: Params,
-    pending: Pending | None,
-    fixed: Params,
-    rng: jax.Array,
-    batch: Batch,
-    max_norm: jax.Array | None,
+    forward: Forward, loss_fn: LossFn, train: Params, step: StepInputs
 ) -> tuple[Params, jax.Array, jax.Array, Params]:
-    """Add `pending` updates to `train`, then return `(grads, loss, next rng, train)`."""
-    if pending is not None:
-        train = add_trees(train, *pending)
-    rng, key = jax.random.split(rng)
-    if max_norm is None:
-        grads, loss = _batch_grads(forward, loss_fn, train, fixed, key, *batch)
-    else:
-        grads, loss = _clipped_batch_grads(forward, loss_fn, train, fixed, key, *batch, max_norm)
+    """Add pending updates to `train`, then return `(grads, loss, next rng, train)`."""
+    if step.pending is not None:
+        train = add_trees(train, *step.pending)
+    rng, key = jax.random.split(step.rng)
+    grads, loss = _grads(forward, loss_fn, train, step.fixed, key, step.batch, step.max_norm)
     return grads, loss, rng, train
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
 def grads_and_loss(
-    forward: Forward,
-    loss_fn: LossFn,
-    train: Params,
-    pending: Pending | None,
-    fixed: Params,
-    rng: jax.Array,
-    batch: Batch,
-    max_norm: jax.Array | None,
+    forward: Forward, loss_fn: LossFn, train: Params, step: StepInputs
 ) -> tuple[Params, jax.Array, jax.Array, Params | None]:
     """Gradients (clipped sample-wise if `max_norm` is set), loss, next PRNG key, new weights.
 
-    `pending` updates (if any) are first added to `train`; the updated weights
+    Pending updates (if any) are first added to `train`; the updated weights
     are returned then (None otherwise).
     """
-    grads, loss, rng, new_train = _grads_with_pending(
-        forward, loss_fn, train, pending, fixed, rng, batch, max_norm
-    )
-    return grads, loss, rng, None if pending is None else new_train
+    grads, loss, rng, new_train = _grads_with_pending(forward, loss_fn, train, step)
+    return grads, loss, rng, None if step.pending is None else new_train
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2), donate_argnums=3)
@@ -224,11 +186,7 @@ def fused_step(
     loss_fn: LossFn,
     rule: Callable[..., Any],
     train: Params,
-    pending: Pending | None,
-    fixed: Params,
-    rng: jax.Array,
-    batch: Batch,
-    max_norm: jax.Array | None,
+    step: StepInputs,
     args: Any,
 ) -> tuple[Params, Any, jax.Array, jax.Array]:
     """Gradients, then `rule(train, grads, args)`: new weights, rule outputs, loss, next key.
@@ -236,9 +194,7 @@ def fused_step(
     `train`'s buffers are donated to the new weights (updated in place): the
     model never lets them out (`get_weights` copies).
     """
-    grads, loss, rng, train = _grads_with_pending(
-        forward, loss_fn, train, pending, fixed, rng, batch, max_norm
-    )
+    grads, loss, rng, train = _grads_with_pending(forward, loss_fn, train, step)
     new_train, outputs = rule(train, grads, args)
     return new_train, outputs, loss, rng
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -14,6 +14,8 @@ __all__ = ["NumpyVector"]
 @register_vector_type(np.ndarray)
 class NumpyVector(Vector[np.ndarray]):
     """Vector of named numpy arrays (the framework-neutral type)."""
+
+    _xp: ClassVar[Any] = np
 
     @staticmethod
     def _to_numpy(value: np.ndarray) -> np.ndarray:
@@ -32,29 +34,5 @@ class NumpyVector(Vector[np.ndarray]):
         return np.asarray(value).dtype.name
 
     @staticmethod
-    def _sign(value: np.ndarray) -> np.ndarray:
-        return np.sign(value)
-
-    @staticmethod
-    def _sqrt(value: np.ndarray) -> np.ndarray:
-        return np.sqrt(value)
-
-    @staticmethod
-    def _minimum(value: np.ndarray, other: Any) -> np.ndarray:
-        return np.minimum(value, other)
-
-    @staticmethod
-    def _maximum(value: np.ndarray, other: Any) -> np.ndarray:
-        return np.maximum(value, other)
-
-    @staticmethod
     def _sum(value: np.ndarray) -> np.ndarray:
-        return np.asarray(np.sum(value))
-
-    @staticmethod
-    def _vdot(value: np.ndarray, other: np.ndarray) -> float:
-        return float(np.vdot(value, other))
-
-    @staticmethod
-    def _equal(value: np.ndarray, other: np.ndarray) -> bool:
-        return bool(np.array_equal(value, other))
+        return np.asarray(np.sum(value))  # a 0-d array, not a numpy scalar

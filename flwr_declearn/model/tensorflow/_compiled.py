@@ -8,19 +8,20 @@ from typing import Any
 
 import tensorflow as tf
 
-from flwr_declearn.model._clipping import clip_and_average
+from flwr_declearn.model._clipping import ClipOps, clip_and_average
 from flwr_declearn.model.tensorflow._loss import samplewise
+from flwr_declearn.model.tensorflow._vector import TensorflowVector
 
 __all__ = [
+    "TENSORFLOW_CLIP_OPS",
     "FusedGraphStep",
-    "TensorflowClipOps",
     "Trainable",
     "batch_body",
     "batch_specs",
     "flatten",
     "gradients_graph",
     "pack",
-    "shape_of",
+    "predict_graph",
 ]
 
 
@@ -34,6 +35,16 @@ def gradients_graph(
     """
     body = batch_body(model, loss, named, key)
     return tf.function(body).get_concrete_function(*batch_specs(key, flat))
+
+
+def predict_graph(model: Any, multi: bool, flat: list[Any]) -> Any:
+    """Trace inference (`training=False`) on one input structure, with a free batch size."""
+
+    def predict(*args: tf.Tensor) -> tf.Tensor:
+        return model(list(args) if multi else args[0], training=False)
+
+    specs = [tf.TensorSpec([None, *t.shape[1:]], t.dtype) for t in flat]
+    return tf.function(predict).get_concrete_function(*specs)
 
 
 def batch_body(
@@ -69,7 +80,7 @@ def batch_body(
             s_loss, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO
         )
         named_jac = {str(i): jac for i, jac in enumerate(jacobians)}
-        out, mean = clip_and_average(named_jac, s_loss, s_wght, max_norm, TensorflowClipOps)
+        out, mean = clip_and_average(named_jac, s_loss, s_wght, max_norm, TENSORFLOW_CLIP_OPS)
         return list(out.values()), mean
 
     body: Callable[..., tuple[list[tf.Tensor], tf.Tensor]] = (
@@ -179,40 +190,22 @@ def pack(structure: Any, leaves: Iterator[Any]) -> Any:
     return next(leaves)
 
 
-class TensorflowClipOps:
-    """TensorFlow operations of `flwr_declearn.model._clipping.clip_and_average` (in graphs)."""
-
-    @staticmethod
-    def row_sq_norms(grads: tf.Tensor) -> tf.Tensor:
-        return tf.reduce_sum(tf.square(tf.reshape(grads, [tf.shape(grads)[0], -1])), axis=1)
-
-    @staticmethod
-    def at_most_one(values: tf.Tensor) -> tf.Tensor:
-        return tf.minimum(values, tf.cast(1.0, values.dtype))
-
-    @staticmethod
-    def sqrt(values: tf.Tensor) -> tf.Tensor:
-        return tf.sqrt(values)
-
-    @staticmethod
-    def mean(values: tf.Tensor) -> tf.Tensor:
-        return tf.reduce_mean(values)
-
-    @staticmethod
-    def like(values: tf.Tensor, other: tf.Tensor) -> tf.Tensor:
-        return tf.cast(values, other.dtype)
-
-    @staticmethod
-    def n_rows(values: tf.Tensor) -> tf.Tensor:
-        return tf.cast(tf.shape(values)[0], values.dtype)
-
-    @staticmethod
-    def combine(scale: tf.Tensor, grads: tf.Tensor) -> tf.Tensor:
-        return tf.tensordot(scale, grads, axes=1)
+TENSORFLOW_CLIP_OPS = ClipOps(
+    row_sq_norms=lambda grads: tf.reduce_sum(
+        tf.square(tf.reshape(grads, [tf.shape(grads)[0], -1])), axis=1
+    ),
+    at_most_one=lambda values: tf.minimum(values, tf.cast(1.0, values.dtype)),
+    sqrt=tf.sqrt,
+    mean=tf.reduce_mean,
+    like=lambda values, other: tf.cast(values, other.dtype),
+    n_rows=lambda values: tf.cast(tf.shape(values)[0], values.dtype),
+    combine=lambda scale, grads: tf.tensordot(scale, grads, axes=1),
+)
+"""TensorFlow operations of `clip_and_average` (in graphs)."""
 
 
 class Trainable:
-    """Trainable weights: names, Keras variables, backing tf.Variables, shapes."""
+    """Trainable weights: names, Keras variables, backing tf.Variables, reference Vector."""
 
     def __init__(self, named: list[tuple[str, Any]]) -> None:
         self.named = named
@@ -220,7 +213,8 @@ class Trainable:
         # Updates go straight to the backing tf.Variable: Keras' wrapper costs more
         # than the op itself on small models. None where there is no such variable.
         self.raw = [_backing_variable(var) for _, var in named]
-        self.shapes = [tuple(var.shape) for _, var in named]
+        self.reference = TensorflowVector({name: var.value for name, var in named})
+        """The variables' values, to check updates against (`Vector.check_specs`)."""
 
 
 def _backing_variable(var: Any) -> tf.Variable | None:
@@ -228,13 +222,3 @@ def _backing_variable(var: Any) -> tf.Variable | None:
     if isinstance(value, tf.Variable) and tuple(value.shape) == tuple(var.shape):
         return value
     return None
-
-
-def shape_of(tensor: Any) -> tuple[int, ...]:
-    """Shape of an eager tensor, as a tuple (fast path for EagerTensors)."""
-    fast = getattr(tensor, "_shape_tuple", None)
-    if fast is not None:
-        shape = fast()
-        if shape is not None:
-            return tuple(shape)
-    return tuple(tensor.shape)

@@ -17,11 +17,16 @@ from flwr_declearn.model.tensorflow._compiled import (
     Trainable,
     flatten,
     gradients_graph,
-    shape_of,
+    predict_graph,
 )
 from flwr_declearn.model.tensorflow._loss import LossSpec, build_keras_loss, samplewise
 from flwr_declearn.model.tensorflow._naming import canonical_names, structural_names
-from flwr_declearn.model.tensorflow._vector import TensorflowVector, eager_tensor, select_device
+from flwr_declearn.model.tensorflow._vector import (
+    TensorflowVector,
+    eager_tensor,
+    select_device,
+    shape_of,
+)
 from flwr_declearn.utils import DevicePolicy, get_device_policy, register_type
 
 __all__ = ["TensorflowModel"]
@@ -257,9 +262,9 @@ class TensorflowModel(Model[TensorflowVector]):
 
     def set_weights(self, weights: TensorflowVector, trainable: bool = False) -> None:
         targets = dict(self._named_vars(trainable))
-        shapes = {name: tuple(var.shape) for name, var in targets.items()}
-        context = "trainable weights" if trainable else "weights"
-        self._check_weights(weights, shapes, context)
+        reference = TensorflowVector({name: var.value for name, var in targets.items()})
+        context = "the trainable weights" if trainable else "the weights"
+        self._check_vector(weights, reference, context)
         with tf.device(self._device):
             for name, var in targets.items():
                 var.assign(tf.cast(weights.coefs[name], var.dtype))
@@ -285,11 +290,7 @@ class TensorflowModel(Model[TensorflowVector]):
     _vector_type = TensorflowVector
 
     def run_fused_step(
-        self,
-        batch: Batch,
-        max_norm: float | None,
-        rule: FusedRule,
-        args: Any,
+        self, batch: Batch, max_norm: float | None, rule: FusedRule, args: Any
     ) -> Any:
         """Gradients and `rule`'s update in one graph-function call (see `Model.run_fused_step`).
 
@@ -316,8 +317,7 @@ class TensorflowModel(Model[TensorflowVector]):
         self, batch: Batch, max_norm: float | None, names: tuple[str, ...]
     ) -> tuple[list[tf.Tensor], tuple[Any, ...]]:
         """Return the batch as a flat list of tensors (then `max_norm`), and its structure key."""
-        if max_norm is not None and max_norm <= 0:
-            raise ValueError(f"'max_norm' must be positive, not {max_norm!r}.")
+        max_norm = self._check_max_norm(max_norm)
         inputs, y_true, s_wght = self._unpack_batch(batch)
         multi = isinstance(inputs, list)
         flat = [*inputs] if multi else [inputs]
@@ -342,7 +342,8 @@ class TensorflowModel(Model[TensorflowVector]):
         `scale` lets an optimizer apply `-lrate * direction` in the same ops.
         """
         state = self._trainable_vars()
-        values = self._check_updates(updates, state.names, state.shapes, shape_of)
+        self._check_vector(updates, state.reference, "the updates")
+        values = [updates.coefs[name] for name in state.names]
         alphas: dict[tf.DType, tf.Tensor] = {}
         with tf.device(self._device):
             for (_, var), raw, value in zip(state.named, state.raw, values, strict=True):
@@ -363,21 +364,11 @@ class TensorflowModel(Model[TensorflowVector]):
 
     # -- inference -------------------------------------------------------------------------------
 
-    def compute_batch_predictions(
-        self, batch: Batch
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    def _predict(self, inputs: Any) -> tf.Tensor:
         self._require_built()
-        inputs, y_true, s_wght = split_batch(batch)
-        if y_true is None:
-            raise TypeError("TensorflowModel.compute_batch_predictions needs a batch with y_true.")
         with tf.device(self._device):
             inputs, _, _ = self._unpack_batch((inputs, None, None))
-            y_pred = self._predict(inputs)
-        return (
-            _to_numpy(y_true),
-            y_pred.numpy(),
-            None if s_wght is None else _to_numpy(s_wght),
-        )
+            return self._predict_graph(inputs)
 
     def evaluate(self, dataset: Any) -> dict[str, float]:
         """Compute the loss and compiled `metrics` over a dataset with Keras' `evaluate`.
@@ -411,7 +402,7 @@ class TensorflowModel(Model[TensorflowVector]):
             loss = build_keras_loss(self._loss_spec, "sum_over_batch_size", self._loss.dtype)
             self._model.compile(loss=loss, metrics=self._metrics, **kwargs)
 
-    def _predict(self, inputs: Any) -> tf.Tensor:
+    def _predict_graph(self, inputs: Any) -> tf.Tensor:
         """Run the model in inference mode, through one graph per input structure.
 
         The graph is traced once per structure, with a free batch size (no
@@ -421,13 +412,7 @@ class TensorflowModel(Model[TensorflowVector]):
         key = ("predict", isinstance(inputs, list), tuple((t.dtype, shape_of(t)[1:]) for t in flat))
         func = self._fns.get(key)
         if func is None:
-            model, multi = self._model, key[1]
-
-            def predict(*args: tf.Tensor) -> tf.Tensor:
-                return model(list(args) if multi else args[0], training=False)
-
-            specs = [tf.TensorSpec([None, *t.shape[1:]], t.dtype) for t in flat]
-            func = self._fns[key] = tf.function(predict).get_concrete_function(*specs)
+            func = self._fns[key] = predict_graph(self._model, key[1], flat)
         return func(*flat)
 
     def loss_function(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
@@ -473,9 +458,3 @@ class TensorflowModel(Model[TensorflowVector]):
 
 
 register_type(TensorflowModel, name="TensorflowModel", group="Model")
-
-
-def _to_numpy(data: Any) -> np.ndarray:
-    if isinstance(data, tf.Tensor):
-        return data.numpy()  # type: ignore[no-any-return]
-    return np.asarray(data)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import tensorflow as tf
@@ -11,7 +11,7 @@ from flwr_declearn.model.api._vector import Vector, register_vector_type
 from flwr_declearn.model.numpy import NumpyVector
 from flwr_declearn.utils import get_device_policy
 
-__all__ = ["TensorflowVector", "eager_tensor", "select_device"]
+__all__ = ["TensorflowVector", "eager_tensor", "select_device", "shape_of"]
 
 try:  # the constructor tf.constant ends with, minus its conversion dispatch
     from tensorflow.python.eager.context import context as _context
@@ -38,6 +38,16 @@ def eager_tensor(array: np.ndarray) -> tf.Tensor:
     if _EagerTensor is not None:
         return _EagerTensor(array, _context().device_name, None)
     return tf.constant(array)  # pragma: no cover
+
+
+def shape_of(tensor: Any) -> tuple[int, ...]:
+    """Shape of a tensor, as a tuple (fast path for EagerTensors)."""
+    fast = getattr(tensor, "_shape_tuple", None)
+    if fast is not None:
+        shape = fast()
+        if shape is not None:
+            return tuple(shape)
+    return tuple(tensor.shape)
 
 
 def _dense(value: Any) -> tf.Tensor:
@@ -67,6 +77,7 @@ class TensorflowVector(Vector[tf.Tensor]):
     """Vector of named tensorflow tensors (sparse gradients are densified, when built or set)."""
 
     compatible_vector_types = (NumpyVector,)
+    _xp: ClassVar[Any] = tf
 
     def __init__(self, coefs: Any) -> None:
         super().__init__({})
@@ -88,19 +99,11 @@ class TensorflowVector(Vector[tf.Tensor]):
 
     @staticmethod
     def _shape(value: tf.Tensor) -> tuple[int, ...]:
-        return tuple(int(d) for d in value.shape)
+        return shape_of(value)
 
     @staticmethod
     def _dtype(value: tf.Tensor) -> str:
         return str(value.dtype.name)
-
-    @staticmethod
-    def _sign(value: tf.Tensor) -> tf.Tensor:
-        return tf.sign(value)
-
-    @staticmethod
-    def _sqrt(value: tf.Tensor) -> tf.Tensor:
-        return tf.sqrt(value)
 
     @staticmethod
     def _minimum(value: tf.Tensor, other: Any) -> tf.Tensor:

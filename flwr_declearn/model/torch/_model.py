@@ -17,25 +17,18 @@ from flwr_declearn.model.api import Model
 from flwr_declearn.model.torch._device import AutoDeviceModule
 from flwr_declearn.model.torch._naming import canonical_names as build_canonical_names
 from flwr_declearn.model.torch._naming import permute
+from flwr_declearn.model.torch._samplewise import (
+    TORCH_CLIP_OPS,
+    LossFn,
+    samplewise,
+    samplewise_grads_fn,
+)
 from flwr_declearn.model.torch._vector import TorchVector, select_device
 from flwr_declearn.utils import DevicePolicy, get_device_policy, register_type
 
 __all__ = ["TorchModel"]
 
-LossFn = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
 TorchBatch = tuple[tuple[torch.Tensor, ...], torch.Tensor | None, torch.Tensor | None]
-
-
-def _samplewise(s_loss: torch.Tensor) -> torch.Tensor:
-    """Average a loss tensor over all but its first (batch) axis."""
-    if s_loss.ndim == 1:
-        return s_loss
-    if s_loss.ndim == 0:
-        raise ValueError(
-            "The loss function returned a scalar: it must return sample-wise values "
-            "(e.g. a torch loss module with reduction='none')."
-        )
-    return s_loss.reshape(s_loss.shape[0], -1).mean(dim=1)
 
 
 class TorchModel(Model[TorchVector]):
@@ -201,9 +194,8 @@ class TorchModel(Model[TorchVector]):
 
     def set_weights(self, weights: TorchVector, trainable: bool = False) -> None:
         targets = self._targets(trainable)
-        context = "trainable weights" if trainable else "weights"
-        shapes = {name: tuple(tensor.shape) for name, tensor in targets.items()}
-        self._check_weights(weights, shapes, context)
+        context = "the trainable weights" if trainable else "the weights"
+        self._check_vector(weights, TorchVector(targets), context)
         with torch.no_grad():
             for name, tensor in targets.items():
                 tensor.copy_(weights.coefs[name])  # (a view of the weight in canonical layout)
@@ -214,14 +206,13 @@ class TorchModel(Model[TorchVector]):
         inputs, y_true, s_wght = self._unpack_batch(batch)
         if not self._model.training:
             self._model.train()
+        max_norm = self._check_max_norm(max_norm)
         if max_norm is not None:
-            if max_norm <= 0:
-                raise ValueError(f"'max_norm' must be positive, not {max_norm!r}.")
             return self._compute_clipped_gradients(inputs, y_true, s_wght, max_norm)
         trainable = self._trainable()
         for _, param in trainable:
             param.grad = None
-        s_loss = _samplewise(self._loss_fn(self._model(*inputs), y_true))
+        s_loss = samplewise(self._loss_fn(self._model(*inputs), y_true))
         loss = (s_loss * s_wght).mean() if s_wght is not None else s_loss.mean()
         loss.backward()
         self._loss_history.append(loss.detach())
@@ -250,7 +241,7 @@ class TorchModel(Model[TorchVector]):
         with_y = y_true is not None
         grads_fn = self._samplewise_fns.get(with_y)
         if grads_fn is None:
-            grads_fn = _samplewise_grads_fn(self._model, self._loss_fn, with_y)
+            grads_fn = samplewise_grads_fn(self._model, self._loss_fn, with_y)
             self._samplewise_fns[with_y] = grads_fn
         try:
             grads, s_loss = grads_fn(params, frozen, inputs, y_true)
@@ -261,7 +252,7 @@ class TorchModel(Model[TorchVector]):
                 f"in training mode, do not support 'max_norm'. Original error: {exc}"
             ) from exc
         with torch.no_grad():
-            out, loss = clip_and_average(grads, s_loss, s_wght, max_norm, _TorchClipOps)
+            out, loss = clip_and_average(grads, s_loss, s_wght, max_norm, TORCH_CLIP_OPS)
             self._loss_history.append(loss)
         if self._canon is not None:
             out = self._canon.to_canonical(out, permute)
@@ -274,16 +265,14 @@ class TorchModel(Model[TorchVector]):
         """
         if self._canon is not None:
             targets = self._targets(trainable=True)
-            names, tensors = list(targets), list(targets.values())
-            checked = self._check_updates(updates, names, [t.shape for t in tensors], _shape)
-            coefs = self._canon.to_native(dict(zip(names, checked, strict=True)), permute)
+            self._check_vector(updates, TorchVector(targets), "the updates")
+            coefs = self._canon.to_native({name: updates.coefs[name] for name in targets}, permute)
             trainable = self._trainable()
-            checked = [coefs[name] for name, _ in trainable]
         else:
             trainable = self._trainable()
-            checked = self._check_updates(
-                updates, [n for n, _ in trainable], [p.shape for _, p in trainable], _shape
-            )
+            self._check_vector(updates, TorchVector(dict(trainable)), "the updates")
+            coefs = updates.coefs
+        checked = [coefs[name] for name, _ in trainable]
         params: list[torch.Tensor] = []
         values: list[torch.Tensor] = []
         for (_, param), value in zip(trainable, checked, strict=True):
@@ -299,30 +288,20 @@ class TorchModel(Model[TorchVector]):
 
     # -- inference -------------------------------------------------------------------------------
 
-    def compute_batch_predictions(
-        self, batch: Batch
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        inputs, y_true, s_wght = split_batch(batch)
-        if y_true is None:
-            raise TypeError("TorchModel.compute_batch_predictions needs a batch with y_true.")
+    def _predict(self, inputs: Any) -> torch.Tensor:
         inputs, _, _ = self._unpack_batch((inputs, None, None))
         training = self._model.training
         self._model.eval()
         try:
             with torch.inference_mode():
-                y_pred = self._model(*inputs)
+                return self._model(*inputs)  # type: ignore[no-any-return]
         finally:
             self._model.train(training)
-        return (
-            _to_numpy(y_true),
-            y_pred.detach().cpu().numpy(),
-            None if s_wght is None else _to_numpy(s_wght),
-        )
 
     def loss_function(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
             s_loss = self._loss_fn(self._tensor(y_pred), self._tensor(y_true))
-            return _samplewise(s_loss).cpu().numpy()
+            return samplewise(s_loss).cpu().numpy()
 
     # -- internals -------------------------------------------------------------------------------
 
@@ -355,48 +334,6 @@ class TorchModel(Model[TorchVector]):
 register_type(TorchModel, name="TorchModel", group="Model")
 
 
-def _to_numpy(data: Any) -> np.ndarray:
-    if isinstance(data, torch.Tensor):
-        return data.detach().cpu().numpy()  # type: ignore[no-any-return]
-    return np.asarray(data)
-
-
-class _TorchClipOps:
-    """torch operations of `clip_and_average`."""
-
-    @staticmethod
-    def row_sq_norms(grads: torch.Tensor) -> torch.Tensor:
-        return grads.reshape(grads.shape[0], -1).square().sum(dim=1)
-
-    @staticmethod
-    def at_most_one(values: torch.Tensor) -> torch.Tensor:
-        return torch.clamp(values, max=1.0)
-
-    @staticmethod
-    def sqrt(values: torch.Tensor) -> torch.Tensor:
-        return torch.sqrt(values)
-
-    @staticmethod
-    def mean(values: torch.Tensor) -> torch.Tensor:
-        return values.mean()
-
-    @staticmethod
-    def like(values: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
-        return values.to(other.dtype)
-
-    @staticmethod
-    def n_rows(values: torch.Tensor) -> int:
-        return int(values.shape[0])
-
-    @staticmethod
-    def combine(scale: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
-        return torch.tensordot(scale, grads, dims=1)
-
-
-def _shape(tensor: torch.Tensor) -> Any:
-    return tensor.shape
-
-
 def _torch_dump(obj: Any, what: str, as_bytes: bool = False) -> str | bytes:
     with io.BytesIO() as buffer:
         try:
@@ -413,24 +350,3 @@ def _torch_load(data: str | bytes, device: torch.device) -> Any:
     raw = data if isinstance(data, bytes) else bytes.fromhex(data)
     with io.BytesIO(raw) as buffer:
         return torch.load(buffer, map_location=device, weights_only=False)
-
-
-def _samplewise_grads_fn(
-    model: torch.nn.Module, loss_fn: LossFn, with_y: bool
-) -> Callable[..., tuple[dict[str, torch.Tensor], torch.Tensor]]:
-    """Build `f(params, frozen, inputs, y_true) -> (sample-wise grads, sample-wise losses)`."""
-
-    def sample_loss(
-        params: dict[str, torch.Tensor],
-        frozen: dict[str, torch.Tensor],
-        inputs: tuple[torch.Tensor, ...],
-        y_true: torch.Tensor | None,
-    ) -> torch.Tensor:
-        batched = tuple(x.unsqueeze(0) for x in inputs)
-        y_pred = torch.func.functional_call(model, (params, frozen), batched)
-        y_one = None if y_true is None else y_true.unsqueeze(0)
-        return _samplewise(loss_fn(y_pred, y_one)).sum()
-
-    grad_fn = torch.func.grad_and_value(sample_loss)
-    in_dims = (None, None, 0, 0 if with_y else None)
-    return torch.func.vmap(grad_fn, in_dims=in_dims, randomness="different")  # type: ignore[no-any-return]

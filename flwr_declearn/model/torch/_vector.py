@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -26,6 +26,7 @@ class TorchVector(Vector[torch.Tensor]):
     """Vector of named torch tensors."""
 
     compatible_vector_types = (NumpyVector,)
+    _xp: ClassVar[Any] = torch
 
     @staticmethod
     def _to_numpy(value: torch.Tensor) -> np.ndarray:
@@ -57,14 +58,6 @@ class TorchVector(Vector[torch.Tensor]):
         return str(value.dtype).removeprefix("torch.")
 
     @staticmethod
-    def _sign(value: torch.Tensor) -> torch.Tensor:
-        return torch.sign(value)
-
-    @staticmethod
-    def _sqrt(value: torch.Tensor) -> torch.Tensor:
-        return torch.sqrt(value)
-
-    @staticmethod
     def _minimum(value: torch.Tensor, other: Any) -> torch.Tensor:
         if isinstance(other, torch.Tensor):
             return torch.minimum(value, other)
@@ -75,10 +68,6 @@ class TorchVector(Vector[torch.Tensor]):
         if isinstance(other, torch.Tensor):
             return torch.maximum(value, other)
         return torch.clamp(value, min=other)
-
-    @staticmethod
-    def _sum(value: torch.Tensor) -> torch.Tensor:
-        return torch.sum(value)
 
     @staticmethod
     def _vdot(value: torch.Tensor, other: torch.Tensor) -> float:
