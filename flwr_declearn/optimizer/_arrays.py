@@ -252,7 +252,7 @@ def _same_layout(ref: Vector, vec: Vector) -> bool:
     if len(ref.coefs) != len(vec.coefs):
         return False
     try:
-        for (key, val), (okey, oth) in zip(ref.coefs.items(), vec.coefs.items(), strict=True):
+        for (key, val), (okey, oth) in zip(ref.coefs.items(), vec.coefs.items(), strict=False):
             if key != okey or val.shape != oth.shape or val.dtype != oth.dtype:
                 return False
     except AttributeError:  # not an array: let `check_specs` judge

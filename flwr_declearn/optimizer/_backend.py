@@ -7,11 +7,14 @@ each framework is imported only once one of its Vectors shows up.
 from __future__ import annotations
 
 from functools import cache
+from operator import attrgetter
 
 from flwr_declearn.model.api import Vector
 from flwr_declearn.optimizer._arrays import Backend, Hyper, Step, _same_layout, align
 
 __all__ = ["backend_for", "run_step"]
+
+_coefs = attrgetter("coefs")
 
 
 @cache
@@ -39,10 +42,14 @@ def run_step(
     (see `align`), which raises on incompatible types or specs.
     """
     vtype = type(gradients)
-    aligned: tuple[Vector, ...] = states  # type: ignore[assignment]  # checked just below
-    if any(type(s) is not vtype or not _same_layout(gradients, s) for s in states):
-        gradients, aligned = align(gradients, states)
-        vtype = type(gradients)
-    coefs = tuple([s.coefs for s in aligned])
+    for state in states:  # no `any(...)` nor comprehensions (frames): this runs at every step
+        if type(state) is not vtype or not _same_layout(gradients, state):
+            gradients, states = align(gradients, states)
+            vtype = type(gradients)
+            break
+    coefs = tuple(map(_coefs, states))
     new, out = backend_for(vtype).run(step, coefs, gradients.coefs, hyper)
-    return tuple([vtype(n) for n in new]), vtype(out)
+    vectors = tuple(map(vtype, new))
+    if new and new[0] is out:  # the output is the new state (momentum, EWMA): one Vector
+        return vectors, vectors[0]
+    return vectors, vtype(out)

@@ -82,7 +82,7 @@ class OptiModule(RegisteredPlugin, metaclass=ABCMeta, register=False):
         """Transform input gradients and return a Vector with the same specs."""
         if self.step is None:
             raise NotImplementedError(f"{type(self).__name__} has neither a `step` nor a `run`.")
-        states = tuple([getattr(self, name) for name in self.state_names])
+        states = tuple(map(self.__getattribute__, self.state_names))
         new, out = run_step(self.step, states, gradients, self.hyper())
         self.advance(new)
         return out
