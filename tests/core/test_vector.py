@@ -288,3 +288,14 @@ def test_as_numpy_converts_arrays_of_every_framework(vtype: type[Vector]) -> Non
     assert isinstance(out, np.ndarray) and out.dtype == array.dtype
     np.testing.assert_array_equal(out, array)
     np.testing.assert_array_equal(as_numpy([[1, 2], [3, 4]]), np.array([[1, 2], [3, 4]]))
+
+
+def test_the_vector_base_class_can_be_autospecced_by_mock() -> None:
+    """declearn's tests build `mock.create_autospec(Vector, instance=True)`: introspection
+    of the base class (private names) must raise AttributeError, not NotImplementedError."""
+    from unittest import mock
+
+    from flwr_declearn.model.api import Vector
+
+    vector = mock.create_autospec(Vector, instance=True)
+    assert isinstance(vector, Vector)

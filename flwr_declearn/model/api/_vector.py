@@ -158,7 +158,7 @@ class _NoNamespace:
     """`Vector._xp` of a type that names no array namespace: each primitive then raises."""
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):  # protocol lookups (e.g. by ABCMeta)
+        if name.startswith("_"):  # protocol and introspection lookups (ABCMeta, mock, asyncio)
             raise AttributeError(name)
         raise NotImplementedError(f"This Vector type does not define `{name}`.")
 
