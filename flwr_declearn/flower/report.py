@@ -8,12 +8,14 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from logging import INFO
 from pathlib import Path
 from typing import Any
 
 from flwr.common import log
+
+EvaluateFn = Callable[[int, dict[str, Any]], tuple[float, dict[str, Any]]]
 
 
 class RunReport:
@@ -52,6 +54,17 @@ class RunReport:
         )
         self.rounds.append({"round": server_round, "accuracy": accuracy, "loss": loss})
         self._write_json()
+
+    def recording(self, evaluate: EvaluateFn) -> EvaluateFn:
+        """Wrap a server-side `evaluate(server_round, weights) -> (loss, metrics)` so that
+        every round it evaluates is recorded (`metrics` must hold "accuracy")."""
+
+        def recorded(server_round: int, weights: dict[str, Any]) -> tuple[float, dict[str, Any]]:
+            loss, metrics = evaluate(server_round, weights)
+            self.record(server_round, loss, metrics["accuracy"])
+            return loss, metrics
+
+        return recorded
 
     def finish(self, train_metrics: Mapping[int, Mapping[str, Any]] | None = None) -> None:
         """Write the JSON and the learning curve, and log the summary.

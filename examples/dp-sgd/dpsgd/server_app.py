@@ -54,12 +54,7 @@ def main(grid: Grid, context: Context) -> None:
     cfg = context.run_config
     seed, batch_size, max_norm = int(cfg["seed"]), int(cfg["batch-size"]), float(cfg["max-norm"])
     report = RunReport("dp-sgd", str(cfg["result-file"]), dict(cfg))
-    evaluator = ModelEvaluator(build_model(seed=seed), digits_test_data(seed))
-
-    def evaluate(server_round: int, weights: dict) -> tuple[float, dict]:
-        loss, metrics = evaluator(server_round, weights)
-        report.record(server_round, loss, metrics["accuracy"])
-        return loss, metrics
+    evaluate = report.recording(ModelEvaluator(build_model(seed=seed), digits_test_data(seed)))
 
     # Noise std on the mean of `batch_size` (expected) clipped gradients, for multiplier z.
     std = float(cfg["noise-multiplier"]) * max_norm / batch_size

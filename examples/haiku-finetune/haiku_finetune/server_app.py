@@ -32,12 +32,7 @@ def main(grid: Grid, context: Context) -> None:
     log(INFO, "pretrained on digits 0-4: test accuracy %.4f (all ten digits)", accuracy)
     log(INFO, "trainable weights: %s (frozen: the others)", model.get_weight_names(trainable=True))
 
-    evaluator = ModelEvaluator(build_model(seed=seed), test_data)
-
-    def evaluate(server_round: int, weights: dict) -> tuple[float, dict]:
-        loss, metrics = evaluator(server_round, weights)
-        report.record(server_round, loss, metrics["accuracy"])
-        return loss, metrics
+    evaluate = report.recording(ModelEvaluator(build_model(seed=seed), test_data))
 
     strategy = DeclearnMessageStrategy(
         model=model,  # its trainable weights (HEAD) are the ones the server updates

@@ -20,12 +20,7 @@ def main(grid: Grid, context: Context) -> None:
     cfg = context.run_config
     seed = int(cfg["seed"])
     report = RunReport("jax", str(cfg["result-file"]), dict(cfg))
-    evaluator = ModelEvaluator(build_model(seed=seed), digits_test_data(seed))
-
-    def evaluate(server_round: int, weights: dict) -> tuple[float, dict]:
-        loss, metrics = evaluator(server_round, weights)
-        report.record(server_round, loss, metrics["accuracy"])
-        return loss, metrics
+    evaluate = report.recording(ModelEvaluator(build_model(seed=seed), digits_test_data(seed)))
 
     strategy = DeclearnMessageStrategy(
         model=build_model(seed=seed),

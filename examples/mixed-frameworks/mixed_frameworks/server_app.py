@@ -32,12 +32,9 @@ def main(grid: Grid, context: Context) -> None:
         frameworks.split(","),
         len(frameworks.split(",")),
     )
-    evaluator = ModelEvaluator(build_model(server_framework, seed=seed), digits_test_data(seed))
-
-    def evaluate(server_round: int, weights: dict) -> tuple[float, dict]:
-        loss, metrics = evaluator(server_round, weights)
-        report.record(server_round, loss, metrics["accuracy"])
-        return loss, metrics
+    evaluate = report.recording(
+        ModelEvaluator(build_model(server_framework, seed=seed), digits_test_data(seed))
+    )
 
     strategy = DeclearnMessageStrategy(
         model=model,
