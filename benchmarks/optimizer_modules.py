@@ -16,22 +16,20 @@ Run: `python benchmarks/optimizer_modules.py [--repeats N] [--only adam yogi ...
 from __future__ import annotations
 
 import argparse
-import atexit
 import gc
 import importlib
-import io
-import shutil
+import json
+import math
+import random
 import statistics
 import subprocess
 import sys
-import tarfile
-import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import torch
+from _baseline import extract, use
 
 SHAPES = {"fc1.weight": (1000, 784), "fc1.bias": (1000,), "fc2.weight": (216, 1000)}
 
@@ -61,24 +59,6 @@ def _gradients(n_sets: int) -> list[dict[str, torch.Tensor]]:
     return [{k: torch.randn(s, generator=gen) for k, s in SHAPES.items()} for _ in range(n_sets)]
 
 
-def _baseline_package(rev: str) -> str:
-    """Extract `flwr_declearn` at git `rev` as package `flwr_declearn_baseline`; return its name."""
-    root = Path(__file__).resolve().parents[1]
-    tar = subprocess.run(
-        ["git", "-C", str(root), "archive", rev, "flwr_declearn"], capture_output=True, check=True
-    ).stdout
-    tmp = Path(tempfile.mkdtemp(prefix="baseline-"))
-    atexit.register(shutil.rmtree, tmp, True)
-    with tarfile.open(fileobj=io.BytesIO(tar)) as archive:
-        archive.extractall(tmp, filter="data")
-    name = "flwr_declearn_baseline"
-    pkg = (tmp / "flwr_declearn").rename(tmp / name)
-    for path in pkg.rglob("*.py"):
-        path.write_text(path.read_text().replace("flwr_declearn", name))
-    sys.path.insert(0, str(tmp))
-    return name
-
-
 def _ours(package: str, name: str, config: dict[str, Any], grads: list[Any]) -> Any:
     vector = importlib.import_module(f"{package}.model.torch").TorchVector
     module = importlib.import_module(f"{package}.optimizer.modules").OptiModule
@@ -102,50 +82,121 @@ def _declearn(name: str, config: dict[str, Any], grads: list[Any]) -> Any:
     return module.run, [TorchVector(_copy(g)) for g in grads]
 
 
+def _time_case(
+    arms: list[tuple[Callable[[Any], Any], list[Any]]], repeats: int
+) -> list[list[float]]:
+    """Time `repeats` rounds of one call per arm, in a random order; return times per arm."""
+    for i in range(2):  # warm-up
+        for run, inputs in arms:
+            run(inputs[i % 4])
+    times: list[list[float]] = [[] for _ in arms]
+    gc.collect()
+    gc.disable()  # no collector pauses inside timed calls
+    order = list(range(len(arms)))
+    shuffle = random.Random(0).shuffle
+    for i in range(repeats):
+        shuffle(order)  # each arm follows each other arm equally often, in any position
+        for j in order:
+            (run, inputs), spent = arms[j], times[j]
+            start = time.perf_counter()
+            run(inputs[i % 4])
+            spent.append(time.perf_counter() - start)
+    gc.enable()
+    return times
+
+
+def _paired_ratio(ours: list[float], other: list[float]) -> float:
+    """Median over rounds of ours / other, each round's two calls timed side by side."""
+    return statistics.median(a / b for a, b in zip(ours, other, strict=True))
+
+
+def measure(args: argparse.Namespace, baseline: str | None) -> dict[str, dict[str, Any]]:
+    """Time every case in this process; return per case the arms' medians (s) and ratios."""
+    torch.set_num_threads(1)
+    raw = _gradients(4)
+    results: dict[str, dict[str, Any]] = {}
+    for label, name, config, factor in CASES:
+        if args.only and label not in args.only:
+            continue
+        arms = {"ours": _ours("flwr_declearn", name, config, raw)}
+        arms["declearn"] = _declearn(name, config, raw)
+        if baseline:
+            arms["baseline"] = _ours(baseline, name, config, raw)
+        if args.control:
+            arms["ours again"] = _ours("flwr_declearn", name, config, raw)
+        repeats = max(3, int(args.repeats * factor))
+        times = dict(zip(arms, _time_case(list(arms.values()), repeats), strict=True))
+        results[label] = {
+            "median": {arm: statistics.median(t) for arm, t in times.items()},
+            "ratio": {arm: _paired_ratio(times["ours"], t) for arm, t in times.items()},
+        }
+    return results
+
+
+def _spawn(args: argparse.Namespace, baseline_dir: str | None) -> list[dict[str, dict[str, Any]]]:
+    """Run `measure` in `args.processes` fresh interpreters, one after the other."""
+    runs = []
+    for _ in range(args.processes):
+        cmd = [sys.executable, __file__, "--worker", "--repeats", str(args.repeats)]
+        cmd += ["--only", *args.only] if args.only else []
+        cmd += ["--control"] if args.control else []
+        cmd += ["--baseline-dir", baseline_dir] if baseline_dir else []
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+        runs.append(json.loads(out.splitlines()[-1]))
+    return runs
+
+
+def _cell(values: list[float], fmt: str) -> str:
+    """The median of the processes' figures, and their range when there are several."""
+    med = format(statistics.median(values), fmt)
+    if len(values) == 1:
+        return med
+    return f"{med} [{min(values):{fmt}}-{max(values):{fmt}}]"
+
+
+def report(runs: list[dict[str, dict[str, Any]]]) -> None:
+    """Print one row per case: our median time, then each other arm's time and ours / it."""
+    arms = list(runs[0][next(iter(runs[0]))]["median"])
+    head = f"{'module':<27}{'ours (ms)':>11}"
+    for arm in arms[1:]:
+        head += f"{arm + ' (ms)':>16}{'ours/' + arm.split()[0]:>22}"
+    print(head)
+    for label in runs[0]:
+        row = (
+            f"{label:<27}{statistics.median(r[label]['median']['ours'] for r in runs) * 1e3:>11.3f}"
+        )
+        for arm in arms[1:]:
+            ms = statistics.median(r[label]["median"][arm] for r in runs) * 1e3
+            row += f"{ms:>16.3f}{_cell([r[label]['ratio'][arm] for r in runs], '.3f'):>22}"
+        print(row)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=100, help="timed calls per side")
     parser.add_argument("--only", nargs="+", default=None, help="labels of the cases to run")
     parser.add_argument("--baseline", default=None, help="git revision to time as a third arm")
+    parser.add_argument("--processes", type=int, default=1, help="fresh processes to pool")
+    parser.add_argument("--control", action="store_true", help="add ours again (A/A) as an arm")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--baseline-dir", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    torch.set_num_threads(1)
-    baseline = _baseline_package(args.baseline) if args.baseline else None
-    raw = _gradients(4)
-    n_params = sum(v.numel() for v in raw[0].values())
-    print(f"OptiModule.run on a TorchVector of {n_params:,} float32 parameters, 1 thread")
-    head = f"{'module':<26}{'ours (ms)':>11}{'declearn (ms)':>15}{'ratio':>8}"
-    if baseline:
-        head += f"{'baseline (ms)':>15}{'ours/base':>11}"
-    print(head)
-    for label, name, config, factor in CASES:
-        if args.only and label not in args.only:
-            continue
-        repeats = max(3, int(args.repeats * factor))
-        arms: list[tuple[Callable[[Any], Any], list[Any]]] = [
-            _ours("flwr_declearn", name, config, raw),
-            _declearn(name, config, raw),
-        ]
-        if baseline:
-            arms.append(_ours(baseline, name, config, raw))
-        for i in range(2):  # warm-up
-            for run, inputs in arms:
-                run(inputs[i % 4])
-        times: list[list[float]] = [[] for _ in arms]
-        gc.collect()
-        gc.disable()  # no collector pauses inside timed calls
-        for i in range(repeats):
-            first = i % len(arms)
-            for j in [*range(first, len(arms)), *range(first)]:
-                (run, inputs), spent = arms[j], times[j]
-                start = time.perf_counter()
-                run(inputs[i % 4])
-                spent.append(time.perf_counter() - start)
-        gc.enable()
-        med = [statistics.median(t) for t in times]
-        line = f"{label:<26}{med[0] * 1e3:>11.3f}{med[1] * 1e3:>15.3f}{med[0] / med[1]:>8.2f}"
-        if baseline:
-            line += f"{med[2] * 1e3:>15.3f}{med[0] / med[2]:>11.2f}"
-        print(line)
+    if args.worker:
+        baseline = use(args.baseline_dir) if args.baseline_dir else None
+        print(json.dumps(measure(args, baseline)))
+        return
+    baseline_dir = extract(args.baseline) if args.baseline else None
+    n_params = sum(math.prod(s) for s in SHAPES.values())
+    print(
+        f"OptiModule.run on a TorchVector of {n_params:,} float32 parameters, 1 thread, "
+        f"{args.repeats} rounds x {args.processes} process(es); ratios: median over rounds of "
+        "paired calls (median [range] over processes)"
+    )
+    if args.processes == 1:
+        runs = [measure(args, use(baseline_dir) if baseline_dir else None)]
+    else:
+        runs = _spawn(args, baseline_dir)
+    report(runs)
 
 
 if __name__ == "__main__":

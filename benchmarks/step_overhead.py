@@ -30,6 +30,7 @@ one process each (spawned), single-threaded (torch, XLA and TF intra-op).
 from __future__ import annotations
 
 import argparse
+import importlib
 import itertools
 import multiprocessing as mp
 import os
@@ -40,6 +41,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from _baseline import extract, use
 
 N_FEATURES = 64
 N_CLASSES = 10
@@ -84,7 +86,9 @@ def init_weights(hidden: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarra
 # -- torch ---------------------------------------------------------------------------------------
 
 
-def torch_variants(opt: str, hidden: int, batches: list[Any]) -> dict[str, Step | str]:
+def torch_variants(
+    opt: str, hidden: int, batches: list[Any], ours: dict[str, str]
+) -> dict[str, Step | str]:
     import torch
 
     torch.set_num_threads(1)
@@ -126,13 +130,11 @@ def torch_variants(opt: str, hidden: int, batches: list[Any]) -> dict[str, Step 
     variants["plain"] = with_weights(
         plain, lambda: {k: p.detach().cpu().numpy() for k, p in model.named_parameters()}
     )
-    # ours
-    from flwr_declearn.model.torch import TorchModel
-    from flwr_declearn.optimizer import Optimizer
-
-    ours_model = TorchModel(net(), torch.nn.CrossEntropyLoss())
-    ours_opt = _ours_optimizer(Optimizer, opt)
-    variants["ours"] = _api_step(ours_model, ours_opt, batches)
+    for arm, package in ours.items():  # ours (and the baseline revision's)
+        torch_model = importlib.import_module(f"{package}.model.torch").TorchModel
+        optimizer = importlib.import_module(f"{package}.optimizer").Optimizer
+        model_ = torch_model(net(), torch.nn.CrossEntropyLoss())
+        variants[arm] = _api_step(model_, _ours_optimizer(optimizer, opt), batches)
     # declearn
     try:
         from declearn.model.torch import TorchModel as DeclearnTorchModel
@@ -184,7 +186,9 @@ def _api_step(model: Any, optim: Any, batches: list[Any]) -> Step:
 # -- haiku ---------------------------------------------------------------------------------------
 
 
-def haiku_variants(opt: str, hidden: int, batches: list[Any]) -> dict[str, Step | str]:
+def haiku_variants(
+    opt: str, hidden: int, batches: list[Any], ours: dict[str, str]
+) -> dict[str, Step | str]:
     import haiku as hk
     import jax
     import jax.numpy as jnp
@@ -246,19 +250,18 @@ def haiku_variants(opt: str, hidden: int, batches: list[Any]) -> dict[str, Step 
             for name, v in d.items()
         },
     )
-    # ours
-    from flwr_declearn.model.haiku import HaikuModel, JaxNumpyVector
-    from flwr_declearn.optimizer import Optimizer
-
-    ours = HaikuModel(mlp, xent, seed=0)
-    ours.initialize({"features_shape": [N_FEATURES], "data_type": "float32"})
     flat = {f"{layer}:{name}": v for layer, d in params0.items() for name, v in d.items()}
-    ours.set_weights(JaxNumpyVector(flat))
-    step = _api_step(ours, _ours_optimizer(Optimizer, opt), batches)
-    variants["ours"] = with_weights(
-        _jax_synced(step, lambda: ours.get_weights().coefs),
-        step.weights,  # type: ignore[attr-defined]
-    )
+    for arm, package in ours.items():  # ours (and the baseline revision's)
+        haiku_module = importlib.import_module(f"{package}.model.haiku")
+        optimizer = importlib.import_module(f"{package}.optimizer").Optimizer
+        model_ = haiku_module.HaikuModel(mlp, xent, seed=0)
+        model_.initialize({"features_shape": [N_FEATURES], "data_type": "float32"})
+        model_.set_weights(haiku_module.JaxNumpyVector(flat))
+        step = _api_step(model_, _ours_optimizer(optimizer, opt), batches)
+        variants[arm] = with_weights(
+            _jax_synced(step, lambda m=model_: m.get_weights().coefs),
+            step.weights,  # type: ignore[attr-defined]
+        )
     # declearn
     try:
         from declearn.model.haiku import HaikuModel as DeclearnHaikuModel
@@ -294,7 +297,9 @@ def _jax_synced(step: Step, state: Callable[[], Any]) -> Step:
 # -- tensorflow ----------------------------------------------------------------------------------
 
 
-def tensorflow_variants(opt: str, hidden: int, batches: list[Any]) -> dict[str, Step | str]:
+def tensorflow_variants(
+    opt: str, hidden: int, batches: list[Any], ours: dict[str, str]
+) -> dict[str, Step | str]:
     import tensorflow as tf
 
     try:
@@ -349,15 +354,14 @@ def tensorflow_variants(opt: str, hidden: int, batches: list[Any]) -> dict[str, 
         return lambda: {str(i): w for i, w in enumerate(model.get_weights())}
 
     variants["plain"] = with_weights(plain, keras_weights(model))
-    # ours
-    from flwr_declearn.model.tensorflow import TensorflowModel
-    from flwr_declearn.optimizer import Optimizer
-
-    ours = TensorflowModel(net(), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    variants["ours"] = with_weights(
-        _api_step(ours, _ours_optimizer(Optimizer, opt), batches),
-        keras_weights(ours.get_wrapped_model()),
-    )
+    for arm, package in ours.items():  # ours (and the baseline revision's)
+        tf_model = importlib.import_module(f"{package}.model.tensorflow").TensorflowModel
+        optimizer = importlib.import_module(f"{package}.optimizer").Optimizer
+        model_ = tf_model(net(), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        variants[arm] = with_weights(
+            _api_step(model_, _ours_optimizer(optimizer, opt), batches),
+            keras_weights(model_.get_wrapped_model()),
+        )
     # declearn
     try:
         from declearn.model.tensorflow import TensorflowModel as DeclearnTFModel
@@ -377,15 +381,15 @@ def tensorflow_variants(opt: str, hidden: int, batches: list[Any]) -> dict[str, 
 BUILDERS = {"torch": torch_variants, "haiku": haiku_variants, "tensorflow": tensorflow_variants}
 
 
-def time_variants(
+def time_blocks(
     variants: dict[str, Step | str],
     n_batches: int,
     rounds: int,
     steps: int,
     clock: Callable[[], float] = time.perf_counter,
     seed: int = 0,
-) -> dict[str, float | str]:
-    """Return each variant's median seconds per step (interleaved blocks of `steps`)."""
+) -> dict[str, list[float]]:
+    """Return each variant's seconds per step in each round (interleaved blocks of `steps`)."""
     runnable = {k: v for k, v in variants.items() if callable(v)}
     for step in runnable.values():  # warm-up: compilation, caches, allocators
         for i in range(min(n_batches, 2 * steps)):
@@ -406,6 +410,14 @@ def time_variants(
                 step(i)
             step(-1)  # syncs jax variants; for the others: one more step, in every block
             times[name].append((clock() - start) / (steps + 1))
+    return times
+
+
+def time_variants(
+    variants: dict[str, Step | str], *args: Any, **kwargs: Any
+) -> dict[str, float | str]:
+    """Return each variant's median seconds per step (see `time_blocks`); strings as they are."""
+    times = time_blocks(variants, *args, **kwargs)
     out: dict[str, float | str] = {k: statistics.median(v) for k, v in times.items()}
     out.update({k: v for k, v in variants.items() if isinstance(v, str)})
     return out
@@ -422,10 +434,13 @@ def run_framework(framework: str, args: argparse.Namespace, queue: Any) -> None:
             set_declearn_policy(gpu=True)
         except ImportError:
             pass
+    ours = {"ours": "flwr_declearn"}
+    if args.baseline_dir:
+        ours["baseline"] = use(args.baseline_dir)
     results = {}
     for opt in ("sgd", "adam"):
         batches = make_batches(args.n_batches, args.batch_size)
-        variants = BUILDERS[framework](opt, args.hidden, batches)
+        variants = BUILDERS[framework](opt, args.hidden, batches, ours)
         if args.gpu:
             variants = {k: _synced(v) if callable(v) else v for k, v in variants.items()}
         for i in range(CHECK_STEPS):  # same steps on the same batches, before timing
@@ -441,11 +456,15 @@ def run_framework(framework: str, args: argparse.Namespace, queue: Any) -> None:
                     variants[name] = f"n/a ({type(exc).__name__}: {msg})"
         gap = weights_gap(variants)
         clock = time.process_time if args.clock == "cpu" else time.perf_counter
-        # Two A/B pairs, each interleaved: (plain, ours) and (plain, declearn). Mixing
-        # declearn's 10x longer, allocation-heavy steps into the first pair's blocks
-        # would slow whichever variant runs more Python after them, not measure it.
-        pair = {k: variants[k] for k in ("plain", "ours")}
-        results[opt] = time_variants(pair, len(batches), args.rounds, args.steps, clock)
+        # Two groups, each interleaved: (plain, ours[, baseline]) and (plain, declearn).
+        # Mixing declearn's 10x longer, allocation-heavy steps into the first group's
+        # blocks would slow whichever variant runs more Python after them, not measure it.
+        group = {k: variants[k] for k in ("plain", *ours)}
+        blocks = time_blocks(group, len(batches), args.rounds, args.steps, clock)
+        results[opt] = {k: statistics.median(v) for k, v in blocks.items()}
+        if "baseline" in blocks:  # median over rounds of the paired blocks' ratio
+            pairs = zip(blocks["ours"], blocks["baseline"], strict=True)
+            results[opt]["ours/baseline"] = statistics.median(a / b for a, b in pairs)
         declearn = variants["declearn"]
         if callable(declearn):
             pair = {"plain": variants["plain"], "declearn": declearn}
@@ -516,7 +535,7 @@ def weights_gap(variants: dict[str, Step | str]) -> str:
     plain = variants["plain"].weights()  # type: ignore[union-attr]
     scale = max(float(np.max(np.abs(w))) for w in plain.values())
     gaps = []
-    for name in ("ours", "declearn"):
+    for name in ("ours", "baseline", "declearn"):
         if name not in variants:
             continue
         step = variants[name]
@@ -559,7 +578,16 @@ def main() -> None:
         help="wall: elapsed time; cpu: the process' CPU time, steadier on a busy machine "
         "(CPU only: it misses time spent waiting for a GPU)",
     )
+    parser.add_argument(
+        "--baseline",
+        default=None,
+        help="git revision of this package to time as a third arm beside ours and plain "
+        "(extracted under another name, see benchmarks/_baseline.py)",
+    )
+    parser.add_argument("--baseline-dir", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.baseline:
+        args.baseline_dir = extract(args.baseline)
     if args.gpu and args.clock == "cpu":
         parser.error("--gpu needs the wall clock (CPU time misses the GPU's work)")
     # Single-threaded frameworks: 2-core machines, stable timings.
@@ -574,10 +602,10 @@ def main() -> None:
         f"{args.rounds} interleaved rounds x {args.steps} steps; median {args.clock} time "
         "per step.\n"
     )
-    header = (
-        f"{'framework':<11} {'opt':<5} {'plain':>9} {'ours':>9} {'ratio':>6}  "
-        f"{'declearn':>9} {'ratio':>6}"
-    )
+    header = f"{'framework':<11} {'opt':<5} {'plain':>9} {'ours':>9} {'ratio':>6}  "
+    if args.baseline:
+        header += f"{'baseline':>9} {'ratio':>6} {'ours/base':>9}  "
+    header += f"{'declearn':>9} {'ratio':>6}"
     print(header)
     print("-" * len(header))
     ctx = mp.get_context("spawn")
@@ -593,6 +621,10 @@ def main() -> None:
             ours, dl = res["ours"], res["declearn"]
             cells = [f"{framework:<11} {opt:<5} {plain * 1e3:>7.3f}ms"]
             cells.append(f"{ours * 1e3:>7.3f}ms {ours / plain:>6.2f}")  # type: ignore[operator]
+            if "baseline" in res:
+                base = res["baseline"]
+                cells.append(f" {base * 1e3:>7.3f}ms {base / plain:>6.2f}")  # type: ignore[operator]
+                cells.append(f"{res['ours/baseline']:>9.3f}")
             if isinstance(dl, float):
                 dl_plain = res["declearn_plain"]
                 cells.append(f" {dl * 1e3:>7.3f}ms {dl / dl_plain:>6.2f}")  # type: ignore[operator]

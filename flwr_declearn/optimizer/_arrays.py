@@ -20,6 +20,7 @@ from __future__ import annotations
 import numbers
 import operator
 from collections.abc import Callable, Mapping
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -38,6 +39,8 @@ __all__ = [
 
 Hyper = Mapping[str, Any]
 """A step's scalars by name: python floats, or 0-d arrays while traced."""
+
+_data, _coefs = attrgetter("data"), attrgetter("coefs")
 
 
 class ArrayOps:
@@ -182,15 +185,27 @@ class Backend:
     def arrays(self, data: dict[str, Any]) -> Arrays:
         return self.arrays_type(data, self.ops)
 
-    def run(
+    def apply(
         self, step: Step, states: tuple[dict[str, Any], ...], grads: dict[str, Any], hyper: Hyper
     ) -> tuple[tuple[dict[str, Any], ...], dict[str, Any]]:
         """Run `step` on dicts of arrays; return the new states' and the output's dicts.
 
-        Their keys come in the order of `grads`' keys.
+        Their keys come in the order of `grads`' keys. Compiling backends
+        override this (and trace `Backend.apply`).
         """
-        new, out = step(tuple([self.arrays(s) for s in states]), self.arrays(grads), hyper)
-        return tuple([n.data for n in new]), out.data
+        new, out = step(tuple(map(self.arrays, states)), self.arrays(grads), hyper)
+        return tuple(map(_data, new)), out.data
+
+    def run(
+        self, step: Step, states: tuple[Vector, ...], grads: Vector, hyper: Hyper
+    ) -> tuple[tuple[Vector, ...], Vector]:
+        """Run `step` eagerly on Vectors of this backend's type and one layout (see `align`)."""
+        new, out = self.apply(step, tuple(map(_coefs, states)), grads.coefs, hyper)
+        vtype = self.vector_type
+        vectors = tuple(map(vtype, new))
+        if new and new[0] is out:  # the output is the new state (momentum, EWMA): one Vector
+            return vectors, vectors[0]
+        return vectors, vtype(out)
 
     def scalar_array(self, values: list[float]) -> Any:
         """Turn python floats into one 1-d float64 argument of a compiled function."""

@@ -7,14 +7,11 @@ each framework is imported only once one of its Vectors shows up.
 from __future__ import annotations
 
 from functools import cache
-from operator import attrgetter
 
 from flwr_declearn.model.api import Vector
 from flwr_declearn.optimizer._arrays import Backend, Hyper, Step, _same_layout, align
 
 __all__ = ["backend_for", "run_step"]
-
-_coefs = attrgetter("coefs")
 
 
 @cache
@@ -47,9 +44,4 @@ def run_step(
             gradients, states = align(gradients, states)
             vtype = type(gradients)
             break
-    coefs = tuple(map(_coefs, states))
-    new, out = backend_for(vtype).run(step, coefs, gradients.coefs, hyper)
-    vectors = tuple(map(vtype, new))
-    if new and new[0] is out:  # the output is the new state (momentum, EWMA): one Vector
-        return vectors, vectors[0]
-    return vectors, vtype(out)
+    return backend_for(vtype).run(step, states, gradients, hyper)  # type: ignore[arg-type]

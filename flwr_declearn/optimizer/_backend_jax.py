@@ -29,7 +29,7 @@ class JaxBackend(Backend):
         self.ops = _JaxOps(vector_type)
         self._compiled: dict[tuple[Step, tuple[str, ...]], Any] = {}
 
-    def run(
+    def apply(
         self, step: Step, states: tuple[dict[str, Any], ...], grads: dict[str, Any], hyper: Hyper
     ) -> tuple[tuple[dict[str, Any], ...], dict[str, Any]]:
         key = (step, tuple(hyper))
@@ -42,6 +42,6 @@ class JaxBackend(Backend):
     def _traced(self, step: Step, names: tuple[str, ...]) -> Any:
         def apply(states: Any, grads: Any, values: Any) -> Any:
             hyper = {name: values[i] for i, name in enumerate(names)}
-            return super(JaxBackend, self).run(step, states, grads, hyper)
+            return super(JaxBackend, self).apply(step, states, grads, hyper)
 
         return apply

@@ -43,7 +43,7 @@ class TensorflowBackend(Backend):
     def scalar_array(self, values: list[float]) -> Any:
         return eager_tensor(np.asarray(values, dtype=np.float64))
 
-    def run(
+    def apply(
         self, step: Step, states: tuple[dict[str, Any], ...], grads: dict[str, Any], hyper: Hyper
     ) -> tuple[tuple[dict[str, Any], ...], dict[str, Any]]:
         keys = list(grads)
@@ -77,7 +77,7 @@ class TensorflowBackend(Backend):
                 for i in range(0, len(flat) - 1, size)
             ]
             hyper = {name: flat[-1][i] for i, name in enumerate(names)}
-            new, out = Backend.run(self, step, tuple(dicts[:-1]), dicts[-1], hyper)
+            new, out = Backend.apply(self, step, tuple(dicts[:-1]), dicts[-1], hyper)
             return [d[k] for d in (*new, out) for k in keys]
 
         concrete = tf.function(flat_step, jit_compile=True).get_concrete_function(*specs)

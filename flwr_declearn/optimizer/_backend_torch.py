@@ -57,7 +57,7 @@ class TorchArrays(Arrays):
     __slots__ = ()
 
     def _wrap(self, tensors: Sequence[torch.Tensor]) -> TorchArrays:
-        return TorchArrays(dict(zip(self.data, tensors, strict=True)), self.ops)
+        return TorchArrays(dict(zip(self.data, tensors)), self.ops)  # `_foreach` keeps lengths
 
     def _binary(self, other: Any, op: Callable[[Any, Any], Any], reflect: bool = False) -> Arrays:
         foreach = _FOREACH.get(op)

@@ -81,8 +81,8 @@ def test_torch_step_equals_generic_step(label: str, seed: int) -> None:
     hyper = module.hyper()
     generic = _generic()
     fast = backend_for(TorchVector)
-    want_states, want = generic.run(module.step, tuple(map(_clone, states)), _clone(grads), hyper)
-    got_states, got = fast.run(module.step, tuple(map(_clone, states)), _clone(grads), hyper)
+    want_states, want = generic.apply(module.step, tuple(map(_clone, states)), _clone(grads), hyper)
+    got_states, got = fast.apply(module.step, tuple(map(_clone, states)), _clone(grads), hyper)
     _assert_equal(got, want)
     for got_state, want_state in zip(got_states, want_states, strict=True):
         _assert_equal(got_state, want_state)
