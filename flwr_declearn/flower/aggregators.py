@@ -56,12 +56,18 @@ __all__ = [
 ]
 
 
+Weights = Mapping[str, np.ndarray]
+"""Arrays by name."""
+Names = Sequence[str]
+"""Names of arrays, in order."""
+
+
 class ClientWeights(NamedTuple):
     """One client's checked weights by name (any dtype) and its example count."""
 
     client_id: str
     num_examples: float
-    weights: Mapping[str, np.ndarray]
+    weights: Weights
 
 
 class Contribution(NamedTuple):
@@ -80,7 +86,7 @@ class Aggregator(RegisteredPlugin, metaclass=ABCMeta, register=False):
 
     @abstractmethod
     def aggregate(
-        self, contributions: Iterable[Contribution], names: Sequence[str], clip: Sequence[str]
+        self, contributions: Iterable[Contribution], names: Names, clip: Names
     ) -> dict[str, np.ndarray]:
         """Return the float64 aggregate of `names`.
 
@@ -97,11 +103,7 @@ class Aggregator(RegisteredPlugin, metaclass=ABCMeta, register=False):
         """
 
     def aggregate_weights(
-        self,
-        global_weights: Mapping[str, np.ndarray],
-        clients: Sequence[ClientWeights],
-        names: Sequence[str],
-        clip: Sequence[str],
+        self, global_weights: Weights, clients: Sequence[ClientWeights], names: Names, clip: Names
     ) -> dict[str, np.ndarray]:
         """Return the float64 aggregate of the clients' updates `w_global - w_k` of `names`.
 
@@ -129,16 +131,12 @@ class WeightedMean(Aggregator):
     name: ClassVar[str] = "mean"
 
     def aggregate(
-        self, contributions: Iterable[Contribution], names: Sequence[str], clip: Sequence[str]
+        self, contributions: Iterable[Contribution], names: Names, clip: Names
     ) -> dict[str, np.ndarray]:
         return _running_mean(contributions, names, lambda contrib: 1.0)
 
     def aggregate_weights(
-        self,
-        global_weights: Mapping[str, np.ndarray],
-        clients: Sequence[ClientWeights],
-        names: Sequence[str],
-        clip: Sequence[str],
+        self, global_weights: Weights, clients: Sequence[ClientWeights], names: Names, clip: Names
     ) -> dict[str, np.ndarray]:
         """`w_global - sum_k n_k w_k / sum_k n_k`, the sum in float64 in client order.
 
@@ -210,7 +208,7 @@ class ClippedMean(Aggregator):
         return {"max_norm": self.max_norm, "weighted": self.weighted}
 
     def aggregate(
-        self, contributions: Iterable[Contribution], names: Sequence[str], clip: Sequence[str]
+        self, contributions: Iterable[Contribution], names: Names, clip: Names
     ) -> dict[str, np.ndarray]:
         def factor(contrib: Contribution) -> float:
             norm = update_norm(contrib.deltas, clip)
@@ -227,7 +225,7 @@ class Median(Aggregator):
     name: ClassVar[str] = "median"
 
     def aggregate(
-        self, contributions: Iterable[Contribution], names: Sequence[str], clip: Sequence[str]
+        self, contributions: Iterable[Contribution], names: Names, clip: Names
     ) -> dict[str, np.ndarray]:
         items = _non_empty(contributions)
         return {
@@ -256,7 +254,7 @@ class TrimmedMean(Aggregator):
         return {"beta": self.beta}
 
     def aggregate(
-        self, contributions: Iterable[Contribution], names: Sequence[str], clip: Sequence[str]
+        self, contributions: Iterable[Contribution], names: Names, clip: Names
     ) -> dict[str, np.ndarray]:
         items = _non_empty(contributions)
         cut = int(self.beta * len(items))
