@@ -1,16 +1,25 @@
 """Time per `OptiModule.run` on a 1M-parameter TorchVector: ours vs declearn 2.9.1.
 
-Each module gets the same float32 gradients in both libraries (each side its
-own copy, so that no side reads what another just brought into the CPU's
-cache). Calls are interleaved, the side that goes first changing each time,
-and the median of each side is reported with their ratio (goal: ours /
-declearn <= 1.0). With
-`--baseline REV`, a third arm runs this package as of git revision `REV`
-(extracted under another package name, imported in the same process), and
-`ours / baseline` compares our code with its own past on the same calls.
+Each module gets the same float32 gradients in every arm (each arm its own
+copy, so that no arm reads what another just brought into the CPU's cache).
+Each round calls every arm once, in a fresh random order; a ratio is the
+median over rounds of ours / the other arm's time in the same round (paired
+calls, so that slow spells of a shared machine cancel). Arms:
+
+- declearn: declearn 2.9.1's module (goal: ours / declearn <= 1.0);
+- `--baseline REV`: this package as of git revision `REV`, extracted under
+  another name (`benchmarks/_baseline.py`) and imported in the same process:
+  our code against its own past on the same calls;
+- `--control`: ours again (a second module of the current code): an A/A
+  pair, whose distance from 1.00 is the resolution of the run.
+
+`--processes N` runs the whole measurement in N fresh interpreters one after
+the other (where the allocator puts each arm's arrays varies between
+processes) and prints the median and the range of their figures.
 
 Run: `python benchmarks/optimizer_modules.py [--repeats N] [--only adam yogi ...]
-[--baseline 5811925^]` (needs torch and declearn; `--baseline` needs git).
+[--baseline 5811925^] [--control] [--processes 5]` (needs torch and declearn;
+`--baseline` needs git).
 """
 
 from __future__ import annotations

@@ -12,18 +12,21 @@ same MLP (same initial weights) is trained on the same batches by:
             client does; the conversion is timed).
 * declearn: declearn 2.9.1's Model + Optimizer on the same numpy batches.
 
-Timings are A/B interleaved, in two pairs: (plain, ours) then (plain,
-declearn). Each round runs a block of steps of both variants of a pair in a
+Timings are interleaved, in two groups: (plain, ours) then (plain,
+declearn). Each round runs a block of steps of every variant of a group in a
 shuffled order; the per-step median over rounds is reported, with the ratio
-to the plain loop of the same pair (goal: ours <= 1.10). The table's "plain"
-column is that of the first pair.
+to the plain loop of the same group (goal: ours <= 1.10). The table's "plain"
+column is that of the first group. With `--baseline REV`, this package as of
+git revision `REV` (`benchmarks/_baseline.py`) joins the first group as a
+third variant, and `ours/base` is the median over rounds of the ratio of the
+two blocks of the same round.
 
 On haiku and tensorflow, `run_train_step` runs gradients, modules and update
 as one compiled call (see `flwr_declearn.optimizer._fused`); `--breakdown`
 times the phases of the eager path instead.
 
 Run: `python benchmarks/step_overhead.py [--frameworks torch haiku tensorflow]
-[--rounds 30] [--steps 20] [--batch-size 64] [--hidden 256]`. Frameworks run in
+[--rounds 30] [--steps 20] [--batch-size 64] [--hidden 256] [--baseline REV]`. Frameworks run in
 one process each (spawned), single-threaded (torch, XLA and TF intra-op).
 """
 
