@@ -12,6 +12,7 @@ from hypothesis.extra import numpy as hnp
 
 from flwr_declearn.model.numpy import NumpyVector
 from flwr_declearn.utils import json_dumps, json_loads
+from tests._strategies import nested
 
 leaves = (
     st.none()
@@ -23,15 +24,7 @@ leaves = (
         hnp.scalar_dtypes().filter(lambda d: d.kind in "biuf"), hnp.array_shapes(min_dims=0)
     )
 )
-trees = st.recursive(
-    leaves,
-    lambda children: (
-        st.lists(children, max_size=3)
-        | st.tuples(children, children)
-        | st.dictionaries(st.text(max_size=5), children, max_size=3)
-    ),
-    max_leaves=10,
-)
+trees = nested(leaves, max_leaves=10)
 
 
 def assert_same(got: object, exp: object) -> None:

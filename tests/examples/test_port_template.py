@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from ._flwr import flwr_run
+from tests._flwr_procs import flwr_run_local, simulation_args
+
 from ._port import apply_port, changed_lines, client_side_port, server_only_port
 
 ROUNDS = 3
@@ -85,20 +86,10 @@ def _run_port(tmp_path: Path, diffs: list[str], lr: float) -> tuple[float, float
     pytest.importorskip("flwr_datasets")
     pytest.importorskip("ray")
     ported = apply_port(tmp_path / "myapp", diffs)
-    run = flwr_run(
-        [
-            str(ported),
-            "--stream",
-            "--federation-config",
-            f"num-supernodes={NODES}",
-            "--run-config",
-            f"num-server-rounds={ROUNDS} fraction-train=1.0 lr={lr}",
-        ],
-        tmp_path,
-    )
-    log = run.output
+    overrides = f"num-server-rounds={ROUNDS} fraction-train=1.0 lr={lr}"
+    run = flwr_run_local(simulation_args(ported, f"num-supernodes={NODES}", overrides), tmp_path)
     print(f"\nported template: flwr run {run.wall_s:.1f}s")
-    assert run.returncode == 0, log[-6000:]
+    log = run.succeeded()
     for rnd in range(1, ROUNDS + 1):
         assert f"round {rnd}: aggregated {NODES} client update(s)" in log, log[-6000:]
     assert "skipping" not in log and "failed" not in log, log[-6000:]

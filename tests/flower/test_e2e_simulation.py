@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -47,9 +45,7 @@ from flwr.server.client_proxy import ClientProxy
 from flwr.server.compat import start_grid
 from flwr.server.strategy import FedAdam, FedAvg, Strategy
 from flwr.serverapp import Grid, ServerApp
-from flwr.simulation import run_simulation
 
-from flwr_declearn.data import InMemoryDataset
 from flwr_declearn.flower import (
     STATE_KEY,
     DeclearnClient,
@@ -57,18 +53,11 @@ from flwr_declearn.flower import (
     ModelEvaluator,
 )
 from flwr_declearn.optimizer import Optimizer
-
-EXAMPLE_DIR = Path(__file__).resolve().parents[2] / "examples" / "quickstart"
-if str(EXAMPLE_DIR) not in sys.path:
-    sys.path.insert(0, str(EXAMPLE_DIR))  # Ray workers inherit the driver's sys.path
-
-from quickstart.task import build_model, load_partition, load_splits  # noqa: E402
+from tests._quickstart import SEED, build_model, load_splits, node_dataset, simulate
 
 pytestmark = pytest.mark.slow
 
 N_CLIENTS = 10
-SEED = 0
-ALPHA = 0.5  # Dirichlet label skew of the split
 BATCH_SIZE = 32
 LOCAL_STEPS = 20
 CLIENT_LR = 0.2
@@ -87,22 +76,9 @@ FEDADAM_TAU = 1e-2
 # -- client side: data and clients ------------------------------------------------------------
 
 
-def client_dataset(context: Context) -> InMemoryDataset:
-    """This node's shard of the digits training set, with a fresh batching seed per message.
-
-    A fresh dataset (hence random generator) per message makes every arm of
-    a comparison draw the same batches, whatever ran before in the process.
-    """
-    partition_id = int(context.node_config["partition-id"])
-    shard = load_partition(
-        partition_id, int(context.node_config["num-partitions"]), alpha=ALPHA, seed=SEED
-    )
-    return InMemoryDataset(shard.data, shard.target, seed=1000 + partition_id)
-
-
 def declearn_client(context: Context) -> Client:
     """DeclearnClient on this node's shard; the server sends the Optimizer config."""
-    return DeclearnClient(build_model(SEED), client_dataset(context), context).to_client()
+    return DeclearnClient(build_model(SEED), node_dataset(context), context).to_client()
 
 
 class TorchSGDClient(NumPyClient):
@@ -113,7 +89,7 @@ class TorchSGDClient(NumPyClient):
 
     def __init__(self, context: Context) -> None:
         self.module = build_model(SEED).get_wrapped_model()
-        self.dataset = client_dataset(context)
+        self.dataset = node_dataset(context)
 
     def get_parameters(self, config: dict[str, Scalar]) -> list[np.ndarray]:
         return [val.detach().cpu().numpy().copy() for val in self.module.state_dict().values()]
@@ -425,15 +401,7 @@ def run_all_experiments() -> dict[str, Record]:
             record.seconds = time.perf_counter() - start
 
     client_app = ClientApp(client_fn=DispatchClient)
-    run_simulation(
-        server_app=server_app,
-        client_app=client_app,
-        num_supernodes=N_CLIENTS,
-        backend_config={
-            "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
-            "init_args": {"num_cpus": 2, "logging_level": "ERROR", "log_to_driver": False},
-        },
-    )
+    simulate(server_app, client_app, N_CLIENTS)
     missing = [exp.name for exp in EXPERIMENTS if exp.rounds not in records[exp.name].weights]
     assert not missing, f"experiments that did not complete: {missing}"
     return records

@@ -11,30 +11,24 @@ most `round_timeout`, and the run ends.
 
 from __future__ import annotations
 
-import os
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from .test_deployment import (
-    BIN_DIR,
+from tests._flwr_procs import (
+    PROCESS_TEST_MARKS,
     Processes,
-    _flwr_env,
-    _free_port,
-    _kill_tree,
-    _wait_for_superlink,
+    kill_tree,
+    start_flwr_run,
+    superlink_with_supernodes,
+    wait_output,
 )
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(os.name != "posix", reason="process-group cleanup needs POSIX"),
-]
+pytestmark = PROCESS_TEST_MARKS
 
 APP_DIR = Path(__file__).resolve().parent / "apps" / "liveness"
-ROOT = Path(__file__).resolve().parents[2]
 N_NODES = 3
 ROUNDS = 2
 ROUND_TIMEOUT = 20.0
@@ -44,46 +38,8 @@ RUN_LIMIT = ROUNDS * 2 * ROUND_TIMEOUT + 60.0
 
 @pytest.fixture
 def federation(tmp_path: Path) -> Iterator[tuple[Processes, Path]]:
-    home = tmp_path / "flwr-home"
-    home.mkdir()
-    env = _flwr_env(home)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
-    port = _free_port()
-    (home / "config.toml").write_text(
-        f'[superlink]\ndefault = "live"\n\n[superlink.live]\naddress = "127.0.0.1:{port}"\n'
-        "insecure = true\n"
-    )
-    procs = Processes(tmp_path, env)
-    try:
-        procs.start(
-            "superlink",
-            "flower-superlink",
-            "--insecure",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--disable-runtime-dependency-installation",
-        )
-        _wait_for_superlink(procs, port)
-        for node in range(N_NODES):
-            procs.start(
-                f"supernode-{node}",
-                "flower-supernode",
-                "--insecure",
-                "--superlink",
-                f"127.0.0.1:{port}",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(_free_port()),
-            )
-        time.sleep(1.0)
-        procs.check_alive()
-        yield procs, home
-    finally:
-        survivors = procs.stop()
-    assert not survivors, f"processes left running after cleanup: {survivors}"
+    with superlink_with_supernodes(tmp_path, "live", N_NODES) as running:
+        yield running
 
 
 def test_a_supernode_killed_mid_round_does_not_hang_the_run(
@@ -97,13 +53,8 @@ def test_a_supernode_killed_mid_round_does_not_hang_the_run(
         f'train-seconds=1.0 marker-dir="{markers}"'
     )
     start = time.monotonic()
-    run = subprocess.Popen(
-        [str(BIN_DIR / "flwr"), "run", str(APP_DIR), "live", "--stream", "--run-config", overrides],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env=procs.env,
-        cwd=home.parent,
-        start_new_session=True,
+    run = start_flwr_run(
+        [str(APP_DIR), "live", "--stream", "--run-config", overrides], procs.env, home.parent
     )
     try:
         # Kill one SuperNode (and its ClientApp) once the first round is training.
@@ -113,19 +64,15 @@ def test_a_supernode_killed_mid_round_does_not_hang_the_run(
             assert run.poll() is None, run.communicate()[0].decode()[-3000:]
             time.sleep(0.2)
         victim = procs.procs.pop("supernode-0")
-        assert not _kill_tree([victim.pid], grace=2.0)
+        assert not kill_tree([victim.pid], grace=2.0)
         victim.wait(timeout=10)
         killed_at = time.monotonic()
-        try:
-            output, _ = run.communicate(timeout=RUN_LIMIT)
-        except subprocess.TimeoutExpired:
-            _kill_tree([run.pid], grace=1.0)
-            output, _ = run.communicate()
-            pytest.fail(f"the run hung after a SuperNode died:\n{output.decode()[-5000:]}")
+        text, hung = wait_output(run, RUN_LIMIT)
+        if hung:
+            pytest.fail(f"the run hung after a SuperNode died:\n{text[-5000:]}")
     finally:
         if run.poll() is None:
-            _kill_tree([run.pid], grace=1.0)
-    text = output.decode(errors="replace")
+            kill_tree([run.pid], grace=1.0)
     elapsed = time.monotonic() - killed_at
     print(f"\nrun ended {elapsed:.1f}s after the kill ({time.monotonic() - start:.1f}s in all)")
     assert run.returncode == 0, text[-5000:]

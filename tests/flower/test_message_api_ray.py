@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import sys
 import time
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,9 +28,7 @@ pytest.importorskip("ray")
 
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, MetricRecord
 from flwr.clientapp.typing import ClientAppCallable
-from flwr.simulation import run_simulation
 
-from flwr_declearn.data import InMemoryDataset
 from flwr_declearn.flower import (
     STATE_KEY,
     DeclearnClient,
@@ -43,19 +39,12 @@ from flwr_declearn.flower import (
 )
 from flwr_declearn.optimizer import Optimizer
 from flwr_declearn.optimizer.modules import ScaffoldServerModule
-
-EXAMPLE_DIR = Path(__file__).resolve().parents[2] / "examples" / "quickstart"
-if str(EXAMPLE_DIR) not in sys.path:
-    sys.path.insert(0, str(EXAMPLE_DIR))  # Ray workers inherit the driver's sys.path
-
-from quickstart.task import build_model, load_partition, load_splits  # noqa: E402
+from tests._quickstart import SEED, build_model, load_splits, node_dataset, simulate
 
 pytestmark = pytest.mark.slow
 
 N_CLIENTS = 4
 ROUNDS = 6
-SEED = 0
-ALPHA = 0.5  # Dirichlet label skew of the split
 PROBE_KEY = "e2e.probe"
 
 
@@ -64,12 +53,7 @@ PROBE_KEY = "e2e.probe"
 
 def client_fn(context: Context) -> DeclearnClient:
     """DeclearnClient on this node's digits shard; the server sends the Optimizer config."""
-    partition_id = int(context.node_config["partition-id"])
-    shard = load_partition(
-        partition_id, int(context.node_config["num-partitions"]), alpha=ALPHA, seed=SEED
-    )
-    dataset = InMemoryDataset(shard.data, shard.target, seed=1000 + partition_id)
-    return DeclearnClient(build_model(SEED), dataset, context)
+    return DeclearnClient(build_model(SEED), node_dataset(context), context)
 
 
 def _digest(record: Any) -> str:
@@ -171,14 +155,10 @@ def make_strategy(record: Record) -> RecordingStrategy:
 def record() -> Record:
     out = Record()
     start = time.perf_counter()
-    run_simulation(
-        server_app=make_server_app(lambda _: make_strategy(out), num_rounds=ROUNDS),
-        client_app=make_client_app(client_fn, mods=[state_probe]),
-        num_supernodes=N_CLIENTS,
-        backend_config={
-            "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
-            "init_args": {"num_cpus": 2, "logging_level": "ERROR", "log_to_driver": False},
-        },
+    simulate(
+        make_server_app(lambda _: make_strategy(out), num_rounds=ROUNDS),
+        make_client_app(client_fn, mods=[state_probe]),
+        N_CLIENTS,
     )
     accs = [round(out.accuracy[r], 3) for r in sorted(out.accuracy)]
     print(f"\nsimulation: {time.perf_counter() - start:.1f}s, accuracy by round {accs}")

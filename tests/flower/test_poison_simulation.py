@@ -17,8 +17,6 @@ Each experiment's client state lives in its own namespace of the node's real
 from __future__ import annotations
 
 import dataclasses
-import sys
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -39,9 +37,7 @@ from flwr.app import (
 )
 from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid, ServerApp
-from flwr.simulation import run_simulation
 
-from flwr_declearn.data import InMemoryDataset
 from flwr_declearn.flower import (
     STATE_KEY,
     DeclearnClient,
@@ -53,19 +49,13 @@ from flwr_declearn.flower import (
 from flwr_declearn.flower._core import find_non_finite
 from flwr_declearn.model.numpy import NumpyVector
 from flwr_declearn.optimizer import Optimizer
-
-EXAMPLE_DIR = Path(__file__).resolve().parents[2] / "examples" / "quickstart"
-if str(EXAMPLE_DIR) not in sys.path:
-    sys.path.insert(0, str(EXAMPLE_DIR))  # Ray workers inherit the driver's sys.path
-
-from quickstart.task import build_model, load_partition, load_splits  # noqa: E402
+from tests._quickstart import SEED, build_model, load_splits, node_dataset, simulate
 
 pytestmark = pytest.mark.slow
 
 N_CLIENTS = 10
 POISONERS = (0, 1)
 ROUNDS = 8
-SEED = 0
 TAG = "poison.experiment"
 FINITE = "poison.state-finite"
 TRAIN = {"batch_size": 32, "n_steps": 20}
@@ -79,10 +69,7 @@ EXPERIMENTS = {
 
 
 def client_fn(context: Context) -> DeclearnClient:
-    partition_id = int(context.node_config["partition-id"])
-    shard = load_partition(partition_id, N_CLIENTS, alpha=0.5, seed=SEED)
-    data = InMemoryDataset(shard.data, shard.target, seed=1000 + partition_id)
-    return DeclearnClient(build_model(SEED), data, context)
+    return DeclearnClient(build_model(SEED), node_dataset(context), context)
 
 
 HONEST = make_client_app(client_fn)
@@ -235,15 +222,7 @@ def run_experiments() -> dict[str, Record]:
             strategy.record = record
             strategy.start(grid, num_rounds=ROUNDS, train_config=ConfigRecord({TAG: name}))
 
-    run_simulation(
-        server_app=server_app,
-        client_app=client_app,
-        num_supernodes=N_CLIENTS,
-        backend_config={
-            "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
-            "init_args": {"num_cpus": 2, "logging_level": "ERROR", "log_to_driver": False},
-        },
-    )
+    simulate(server_app, client_app, N_CLIENTS)
     return records
 
 

@@ -13,6 +13,7 @@ from hypothesis.extra import numpy as hnp
 
 from flwr_declearn.flower import wire
 from flwr_declearn.model.numpy import NumpyVector
+from tests._strategies import nested
 
 torch = pytest.importorskip("torch")
 from flwr_declearn.model.torch import TorchVector  # noqa: E402
@@ -53,15 +54,7 @@ leaves = (
     | arrays(max_dims=0).map(lambda a: a[()])  # numpy scalars
     | vectors()
 )
-trees = st.recursive(
-    leaves,
-    lambda children: (
-        st.lists(children, max_size=3)
-        | st.tuples(children, children)
-        | st.dictionaries(st.text(max_size=5), children, max_size=3)
-    ),
-    max_leaves=12,
-)
+trees = nested(leaves, max_leaves=12)
 
 
 def assert_same(got: Any, exp: Any) -> None:

@@ -8,59 +8,33 @@ and that the agent improves on behaviour cloning within a few short rounds.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("torch")
 
-from tests.flower.test_deployment import (
-    _find_processes,
-    _flwr_env,
-    _flwr_run,
-    _free_port,
-    _kill_tree,
-)
+from tests._flwr_procs import PROCESS_TEST_MARKS, flwr_run_local, simulation_args
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(os.name != "posix", reason="process-group cleanup needs POSIX"),
-]
+pytestmark = PROCESS_TEST_MARKS
 
 EXAMPLE_DIR = Path(__file__).resolve().parents[2] / "examples" / "ilql"
 ROUNDS = 3
+RUN_TIMEOUT = 420.0
 
 
 def test_ilql_example_runs_with_flwr_run_and_logs_policy_scores(tmp_path: Path) -> None:
-    home = tmp_path / "flwr-home"
-    env = _flwr_env(home)
-    http_port, control_port = _free_port(), _free_port()
-    env["FLWR_LOCAL_SUPERLINK_HTTP_API_PORT"] = str(http_port)
-    env["FLWR_LOCAL_CONTROL_API_PORT"] = str(control_port)
     result_file = tmp_path / "result.json"
     overrides = (
         f"num-server-rounds={ROUNDS} local-steps=40 episodes-per-client=100 "
         f'algorithm="scaffold" result-file="{result_file}"'
     )
-    try:
-        log = _flwr_run(
-            [
-                str(EXAMPLE_DIR),
-                "--stream",
-                "--federation-config",
-                "num-supernodes=5 client-resources-num-cpus=1",
-                "--run-config",
-                overrides,
-            ],
-            env,
-            tmp_path,
-        )
-    finally:
-        superlinks = _find_processes("flower-superlink", f"--port {http_port} ")
-        survivors = _kill_tree(superlinks)
-    assert superlinks, "flwr run did not start a local SuperLink"
-    assert not survivors, f"processes left running after cleanup: {survivors}"
+    federation_config = "num-supernodes=5 client-resources-num-cpus=1"
+    run = flwr_run_local(
+        simulation_args(EXAMPLE_DIR, federation_config, overrides), tmp_path, RUN_TIMEOUT
+    )
+    print(f"\nflwr run: {run.wall_s:.1f}s")
+    log = run.succeeded()
     assert result_file.exists(), log[-5000:]
     history = json.loads(result_file.read_text())["rounds"]
     assert [r["round"] for r in history] == list(range(ROUNDS + 1))

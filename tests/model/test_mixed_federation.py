@@ -13,9 +13,7 @@ namespace of the node's `context.state` (SCAFFOLD's client state).
 from __future__ import annotations
 
 import dataclasses
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,9 +29,7 @@ pytest.importorskip("ray")
 from flwr.app import ConfigRecord, Context, Message, RecordDict
 from flwr.clientapp.typing import ClientAppCallable
 from flwr.serverapp import Grid, ServerApp
-from flwr.simulation import run_simulation
 
-from flwr_declearn.data import InMemoryDataset
 from flwr_declearn.flower import (
     DeclearnClient,
     DeclearnMessageStrategy,
@@ -42,18 +38,12 @@ from flwr_declearn.flower import (
 )
 from flwr_declearn.model.api import Model
 from flwr_declearn.optimizer import Optimizer
-
-EXAMPLE_DIR = Path(__file__).resolve().parents[2] / "examples" / "quickstart"
-if str(EXAMPLE_DIR) not in sys.path:
-    sys.path.insert(0, str(EXAMPLE_DIR))  # Ray workers inherit the driver's sys.path
-
-from quickstart.task import load_partition, load_splits  # noqa: E402
+from tests._quickstart import SEED, load_splits, node_dataset, simulate
 
 pytestmark = pytest.mark.slow
 
 N_CLIENTS = 4
 ROUNDS = 6
-SEED = 0
 HIDDEN = 32
 EXPERIMENT_KEY = "mixed.experiment"
 FRAMEWORKS = ("torch", "keras", "haiku", "jax")  # node partition i runs FRAMEWORKS[i]
@@ -141,11 +131,9 @@ BUILDERS = {"torch": torch_model, "keras": keras_model, "haiku": haiku_model, "j
 def client_fn(context: Context) -> DeclearnClient:
     """This node's client: torch in the "torch" experiment, FRAMEWORKS[partition] otherwise."""
     partition_id = int(context.node_config["partition-id"])
-    shard = load_partition(partition_id, int(context.node_config["num-partitions"]), seed=SEED)
-    dataset = InMemoryDataset(shard.data, shard.target, seed=1000 + partition_id)
     framework = "torch" if _current["experiment"] == "torch" else FRAMEWORKS[partition_id]
     _current["framework"] = framework
-    return DeclearnClient(BUILDERS[framework](), dataset, context)
+    return DeclearnClient(BUILDERS[framework](), node_dataset(context), context)
 
 
 def experiment_namespace(
@@ -235,15 +223,7 @@ def record() -> Record:
             )
 
     start = time.perf_counter()
-    run_simulation(
-        server_app=server_app,
-        client_app=make_client_app(client_fn, mods=[experiment_namespace]),
-        num_supernodes=N_CLIENTS,
-        backend_config={
-            "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
-            "init_args": {"num_cpus": 2, "logging_level": "ERROR", "log_to_driver": False},
-        },
-    )
+    simulate(server_app, make_client_app(client_fn, mods=[experiment_namespace]), N_CLIENTS)
     curves = {k: [round(v[r], 3) for r in sorted(v)] for k, v in out.accuracy.items()}
     print(f"\nsimulation: {time.perf_counter() - start:.1f}s, accuracy by round {curves}")
     return out

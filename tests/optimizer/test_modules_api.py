@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -46,6 +47,29 @@ def _prepare(module: OptiModule, vtype: type[Vector], grads: dict[str, np.ndarra
         module.process_aux_var({"state": ours(vtype, grads) * 0.3})
 
 
+def _run_and_restore(
+    vtype: type[Vector],
+    name: str,
+    grads: list[dict[str, np.ndarray]],
+    restore: Callable[[dict[str, Any]], Any],
+) -> tuple[OptiModule, OptiModule]:
+    """Module `name` run on `grads`, and a fresh one set to its state passed through `restore`."""
+    module = OptiModule.from_specs(name, ALL_MODULES[name])
+    _prepare(module, vtype, grads[0])
+    for arrays in grads:
+        module.run(ours(vtype, arrays))
+    clone = OptiModule.from_specs(name, module.get_config())
+    clone.set_state(restore(module.get_state()))
+    return module, clone
+
+
+def _through_json(state: dict[str, Any]) -> Any:
+    """`state` dumped to plain JSON and loaded back."""
+    payload = json_dumps(state)
+    json.loads(payload)  # plain JSON
+    return json_loads(payload)
+
+
 def test_every_declearn_module_name_is_registered() -> None:
     assert set(list_optim_modules()) >= set(ALL_MODULES)
 
@@ -75,14 +99,7 @@ def test_state_round_trips_through_json_and_resumes_identically(
     vtype: type[Vector], name: str
 ) -> None:
     grads = gradient_sequence(SHAPES["mixed"], steps=10, seed=2)
-    module = OptiModule.from_specs(name, ALL_MODULES[name])
-    _prepare(module, vtype, grads[0])
-    for arrays in grads[:5]:
-        module.run(ours(vtype, arrays))
-    payload = json_dumps(module.get_state())
-    json.loads(payload)  # plain JSON
-    clone = OptiModule.from_specs(name, module.get_config())
-    clone.set_state(json_loads(payload))
+    module, clone = _run_and_restore(vtype, name, grads[:5], _through_json)
     for arrays in grads[5:]:
         assert_close(clone.run(ours(vtype, arrays)), module.run(ours(vtype, arrays)), rtol=0.0)
     assert json_dumps(clone.get_state()) == json_dumps(module.get_state())
@@ -221,12 +238,7 @@ def test_state_restored_as_numpy_vectors_serves_framework_gradients(
     vtype: type[Vector], name: str
 ) -> None:
     grads = gradient_sequence(SHAPES["dense"], steps=6, seed=12)
-    module = OptiModule.from_specs(name, ALL_MODULES[name])
-    _prepare(module, vtype, grads[0])
-    for arrays in grads[:3]:
-        module.run(ours(vtype, arrays))
-    clone = OptiModule.from_specs(name, module.get_config())
-    clone.set_state(_as_numpy_vectors(module.get_state()))
+    module, clone = _run_and_restore(vtype, name, grads[:3], _as_numpy_vectors)
     for arrays in grads[3:]:
         out = clone.run(ours(vtype, arrays))
         assert type(out) is vtype
