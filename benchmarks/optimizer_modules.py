@@ -119,20 +119,30 @@ def _paired_ratio(ours: list[float], other: list[float]) -> float:
     return statistics.median(a / b for a, b in zip(ours, other, strict=True))
 
 
+def _arm(arm: str, baseline: str | None, name: str, config: dict[str, Any], raw: Any) -> Any:
+    """Build one arm: its module's `run` and its own copy of the gradients."""
+    if arm == "declearn":
+        return _declearn(name, config, raw)
+    return _ours(baseline if arm == "baseline" else "flwr_declearn", name, config, raw)
+
+
 def measure(args: argparse.Namespace, baseline: str | None) -> dict[str, dict[str, Any]]:
     """Time every case in this process; return per case the arms' medians (s) and ratios."""
     torch.set_num_threads(1)
     raw = _gradients(4)
+    rng = random.Random(args.seed)
     results: dict[str, dict[str, Any]] = {}
     for label, name, config, factor in CASES:
         if args.only and label not in args.only:
             continue
-        arms = {"ours": _ours("flwr_declearn", name, config, raw)}
-        arms["declearn"] = _declearn(name, config, raw)
-        if baseline:
-            arms["baseline"] = _ours(baseline, name, config, raw)
-        if args.control:
-            arms["ours again"] = _ours("flwr_declearn", name, config, raw)
+        names = ["ours", "declearn", *(["baseline"] if baseline else [])]
+        names += ["ours again"] if args.control else []
+        # Built in an order drawn per process: where the allocator puts an arm's
+        # arrays (and so its page faults and cache conflicts) varies with it.
+        built = {
+            arm: _arm(arm, baseline, name, config, raw) for arm in rng.sample(names, len(names))
+        }
+        arms = {arm: built[arm] for arm in names}
         repeats = max(3, int(args.repeats * factor))
         times = dict(zip(arms, _time_case(list(arms.values()), repeats), strict=True))
         results[label] = {
@@ -145,8 +155,9 @@ def measure(args: argparse.Namespace, baseline: str | None) -> dict[str, dict[st
 def _spawn(args: argparse.Namespace, baseline_dir: str | None) -> list[dict[str, dict[str, Any]]]:
     """Run `measure` in `args.processes` fresh interpreters, one after the other."""
     runs = []
-    for _ in range(args.processes):
+    for seed in range(args.processes):
         cmd = [sys.executable, __file__, "--worker", "--repeats", str(args.repeats)]
+        cmd += ["--seed", str(seed)]
         cmd += ["--only", *args.only] if args.only else []
         cmd += ["--control"] if args.control else []
         cmd += ["--baseline-dir", baseline_dir] if baseline_dir else []
@@ -188,6 +199,7 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=1, help="fresh processes to pool")
     parser.add_argument("--control", action="store_true", help="add ours again (A/A) as an arm")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--baseline-dir", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
