@@ -20,6 +20,7 @@ from __future__ import annotations
 import numbers
 import operator
 from collections.abc import Callable, Mapping
+from itertools import repeat
 from operator import attrgetter
 from typing import Any
 
@@ -31,6 +32,7 @@ __all__ = [
     "ArrayOps",
     "Arrays",
     "Backend",
+    "CompiledBackend",
     "Hyper",
     "Step",
     "align",
@@ -190,8 +192,7 @@ class Backend:
     ) -> tuple[tuple[dict[str, Any], ...], dict[str, Any]]:
         """Run `step` on dicts of arrays; return the new states' and the output's dicts.
 
-        Their keys come in the order of `grads`' keys. Compiling backends
-        override this (and trace `Backend.apply`).
+        Their keys come in the order of `grads`' keys. What compiled backends trace.
         """
         new, out = step(tuple(map(self.arrays, states)), self.arrays(grads), hyper)
         return tuple(map(_data, new)), out.data
@@ -199,17 +200,36 @@ class Backend:
     def run(
         self, step: Step, states: tuple[Vector, ...], grads: Vector, hyper: Hyper
     ) -> tuple[tuple[Vector, ...], Vector]:
-        """Run `step` eagerly on Vectors of this backend's type and one layout (see `align`)."""
-        new, out = self.apply(step, tuple(map(_coefs, states)), grads.coefs, hyper)
-        vtype = self.vector_type
-        vectors = tuple(map(vtype, new))
+        """Run `step` eagerly on Vectors of this backend's type and one layout (see `align`).
+
+        Every eager step of a module comes here: it makes few calls, since on a
+        large model the code a step runs is cold in the CPU's caches each time.
+        """
+        make, ops, vtype = self.arrays_type, self.ops, self.vector_type
+        new, out = step(
+            tuple(map(make, map(_coefs, states), repeat(ops))), make(grads.coefs, ops), hyper
+        )
+        vectors = tuple(map(vtype, map(_data, new)))
         if new and new[0] is out:  # the output is the new state (momentum, EWMA): one Vector
             return vectors, vectors[0]
-        return vectors, vtype(out)
+        return vectors, vtype(out.data)
 
     def scalar_array(self, values: list[float]) -> Any:
         """Turn python floats into one 1-d float64 argument of a compiled function."""
         return np.asarray(values, dtype=np.float64)
+
+
+class CompiledBackend(Backend):
+    """A backend that compiles `apply` (once per layout) and runs steps through it."""
+
+    traceable = True
+
+    def run(
+        self, step: Step, states: tuple[Vector, ...], grads: Vector, hyper: Hyper
+    ) -> tuple[tuple[Vector, ...], Vector]:
+        new, out = self.apply(step, tuple(map(_coefs, states)), grads.coefs, hyper)
+        vtype = self.vector_type
+        return tuple(map(vtype, new)), vtype(out)
 
 
 def zeros_like(vec: Vector) -> Vector:

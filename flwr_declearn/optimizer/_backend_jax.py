@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from flwr_declearn.model.haiku import JaxNumpyVector
-from flwr_declearn.optimizer._arrays import ArrayOps, Backend, Hyper, Step
+from flwr_declearn.optimizer._arrays import ArrayOps, CompiledBackend, Hyper, Step
 
 __all__ = ["JaxBackend"]
 
@@ -18,11 +18,10 @@ class _JaxOps(ArrayOps):
         return scalar if type(scalar) in (int, float) else jnp.asarray(scalar).astype(like.dtype)
 
 
-class JaxBackend(Backend):
+class JaxBackend(CompiledBackend):
     """Steps compiled with `jax.jit`, their scalars given as one array (no retrace per value)."""
 
     vector_type = JaxNumpyVector
-    traceable = True
 
     def __init__(self, vector_type: type[JaxNumpyVector]) -> None:
         super().__init__(vector_type)

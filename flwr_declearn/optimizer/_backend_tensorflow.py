@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from flwr_declearn.model.tensorflow import TensorflowVector
 from flwr_declearn.model.tensorflow._vector import eager_tensor
-from flwr_declearn.optimizer._arrays import ArrayOps, Backend, Hyper, Step
+from flwr_declearn.optimizer._arrays import ArrayOps, Backend, CompiledBackend, Hyper, Step
 
 __all__ = ["TensorflowBackend"]
 
@@ -29,11 +29,10 @@ class _TensorflowOps(ArrayOps):
         return scalar if type(scalar) in (int, float) else tf.cast(scalar, like.dtype)
 
 
-class TensorflowBackend(Backend):
+class TensorflowBackend(CompiledBackend):
     """Steps traced per layout into XLA-compiled graphs; scalars are one float64 tensor."""
 
     vector_type = TensorflowVector
-    traceable = True
 
     def __init__(self, vector_type: type[TensorflowVector]) -> None:
         super().__init__(vector_type)

@@ -30,6 +30,9 @@ _FOREACH: dict[Any, Any] = {
 }
 
 
+_on_cpu = operator.attrgetter("is_cpu")
+
+
 def _values(arrays: Arrays) -> list[torch.Tensor]:
     return list(arrays.data.values())
 
@@ -57,7 +60,7 @@ class TorchArrays(Arrays):
     __slots__ = ()
 
     def _wrap(self, tensors: Sequence[torch.Tensor]) -> TorchArrays:
-        return TorchArrays(dict(zip(self.data, tensors)), self.ops)  # `_foreach` keeps lengths
+        return TorchArrays(dict(zip(self.data, tensors, strict=False)), self.ops)
 
     def _binary(self, other: Any, op: Callable[[Any, Any], Any], reflect: bool = False) -> Arrays:
         foreach = _FOREACH.get(op)
@@ -128,20 +131,21 @@ class TorchArrays(Arrays):
     # for), then scales each array by `min(1, max_norm / norm)`: one `_foreach_mul` in all.
 
     def clip_each(self, max_norm: Any) -> Arrays:
-        values, norms = _values(self), torch._foreach_norm(_values(self))
-        if any(n.device.type != "cpu" for n in norms):
+        values = _values(self)
+        norms = torch._foreach_norm(values)
+        if not all(map(_on_cpu, norms)):
             return super().clip_each(max_norm)
-        scales = [min(float(max_norm) / float(n), 1.0) if n else 1.0 for n in norms]
+        limit = float(max_norm)
+        scales = [1.0 if n <= limit else limit / n for n in map(float, norms)]  # NaN stays NaN
         return self._wrap(torch._foreach_mul(values, scales))
 
     def clip_all(self, max_norm: Any) -> Arrays:
-        values, norms = _values(self), torch._foreach_norm(_values(self))
-        if not values or any(n.device.type != "cpu" for n in norms):
+        values = _values(self)
+        norms = torch._foreach_norm(values)
+        if not values or not all(map(_on_cpu, norms)):
             return super().clip_all(max_norm)
-        norm = math.sqrt(math.fsum(float(n) ** 2 for n in norms))
-        return self._wrap(
-            torch._foreach_mul(values, min(float(max_norm) / norm, 1.0) if norm else 1.0)
-        )
+        norm, limit = math.hypot(*map(float, norms)), float(max_norm)
+        return self._wrap(torch._foreach_mul(values, 1.0 if norm <= limit else limit / norm))
 
 
 class TorchBackend(Backend):

@@ -71,7 +71,8 @@ class OptiModule(RegisteredPlugin, metaclass=ABCMeta, register=False):
 
     def hyper(self) -> dict[str, float]:
         """Return the scalars of the next step, by name."""
-        return {name: getattr(self, name) for name in self.hyper_names}
+        names = self.hyper_names
+        return dict(zip(names, map(self.__getattribute__, names), strict=True))
 
     @property
     def fusable(self) -> bool:
