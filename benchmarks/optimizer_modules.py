@@ -9,7 +9,9 @@ calls, so that slow spells of a shared machine cancel). Arms:
 - declearn: declearn 2.9.1's module (goal: ours / declearn <= 1.0);
 - `--baseline REV`: this package as of git revision `REV`, extracted under
   another name (`benchmarks/_baseline.py`) and imported in the same process:
-  our code against its own past on the same calls;
+  our code against its own past on the same calls; `shift` is how much
+  ours / declearn moved from baseline / declearn (median over rounds of
+  `(ours - baseline) / declearn`), i.e. the change of the reported ratio;
 - `--control`: ours again (a second module of the current code): an A/A
   pair, whose distance from 1.00 is the resolution of the run.
 
@@ -149,6 +151,9 @@ def measure(args: argparse.Namespace, baseline: str | None) -> dict[str, dict[st
             "median": {arm: statistics.median(t) for arm, t in times.items()},
             "ratio": {arm: _paired_ratio(times["ours"], t) for arm, t in times.items()},
         }
+        if baseline:  # how far ours / declearn moved from the baseline's, round by round
+            rounds = zip(times["ours"], times["baseline"], times["declearn"], strict=True)
+            results[label]["shift"] = statistics.median((o - b) / d for o, b, d in rounds)
     return results
 
 
@@ -180,6 +185,9 @@ def report(runs: list[dict[str, dict[str, Any]]]) -> None:
     head = f"{'module':<27}{'ours (ms)':>11}"
     for arm in arms[1:]:
         head += f"{arm + ' (ms)':>16}{'ours/' + arm.split()[0]:>22}"
+    shift = "shift" in runs[0][next(iter(runs[0]))]
+    if shift:
+        head += f"{'shift':>24}"
     print(head)
     for label in runs[0]:
         row = (
@@ -188,6 +196,8 @@ def report(runs: list[dict[str, dict[str, Any]]]) -> None:
         for arm in arms[1:]:
             ms = statistics.median(r[label]["median"][arm] for r in runs) * 1e3
             row += f"{ms:>16.3f}{_cell([r[label]['ratio'][arm] for r in runs], '.3f'):>22}"
+        if shift:
+            row += f" {_cell([r[label]['shift'] for r in runs], '+.3f'):>23}"
         print(row)
 
 

@@ -18,8 +18,9 @@ shuffled order; the per-step median over rounds is reported, with the ratio
 to the plain loop of the same group (goal: ours <= 1.10). The table's "plain"
 column is that of the first group. With `--baseline REV`, this package as of
 git revision `REV` (`benchmarks/_baseline.py`) joins the first group as a
-third variant, and `ours/base` is the median over rounds of the ratio of the
-two blocks of the same round.
+third variant: `ours/base` is the median over rounds of the ratio of the two
+blocks of the same round, and `shift` that of `(ours - baseline) / plain`, how
+much the reported ratio moved from the baseline's.
 
 On haiku and tensorflow, `run_train_step` runs gradients, modules and update
 as one compiled call (see `flwr_declearn.optimizer._fused`); `--breakdown`
@@ -465,9 +466,10 @@ def run_framework(framework: str, args: argparse.Namespace, queue: Any) -> None:
         group = {k: variants[k] for k in ("plain", *ours)}
         blocks = time_blocks(group, len(batches), args.rounds, args.steps, clock)
         results[opt] = {k: statistics.median(v) for k, v in blocks.items()}
-        if "baseline" in blocks:  # median over rounds of the paired blocks' ratio
-            pairs = zip(blocks["ours"], blocks["baseline"], strict=True)
-            results[opt]["ours/baseline"] = statistics.median(a / b for a, b in pairs)
+        if "baseline" in blocks:  # medians over rounds of the same round's blocks
+            rounds = list(zip(blocks["ours"], blocks["baseline"], blocks["plain"], strict=True))
+            results[opt]["ours/baseline"] = statistics.median(o / b for o, b, _ in rounds)
+            results[opt]["shift"] = statistics.median((o - b) / p for o, b, p in rounds)
         declearn = variants["declearn"]
         if callable(declearn):
             pair = {"plain": variants["plain"], "declearn": declearn}
@@ -607,7 +609,7 @@ def main() -> None:
     )
     header = f"{'framework':<11} {'opt':<5} {'plain':>9} {'ours':>9} {'ratio':>6}  "
     if args.baseline:
-        header += f"{'baseline':>9} {'ratio':>6} {'ours/base':>9}  "
+        header += f"{'baseline':>9} {'ratio':>6} {'ours/base':>9} {'shift':>6}  "
     header += f"{'declearn':>9} {'ratio':>6}"
     print(header)
     print("-" * len(header))
@@ -627,7 +629,7 @@ def main() -> None:
             if "baseline" in res:
                 base = res["baseline"]
                 cells.append(f" {base * 1e3:>7.3f}ms {base / plain:>6.2f}")  # type: ignore[operator]
-                cells.append(f"{res['ours/baseline']:>9.3f}")
+                cells.append(f"{res['ours/baseline']:>9.3f} {res['shift']:>+6.3f}")
             if isinstance(dl, float):
                 dl_plain = res["declearn_plain"]
                 cells.append(f" {dl * 1e3:>7.3f}ms {dl / dl_plain:>6.2f}")  # type: ignore[operator]

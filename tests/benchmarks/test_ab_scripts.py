@@ -48,12 +48,14 @@ def test_optimizer_modules_reports_every_arm_with_paired_ratios_over_processes()
         *("--only", "momentum", "scaffold-client"),
     )
     header = next(line for line in out.splitlines() if line.startswith("module"))
-    for column in ("ours/declearn", "ours/baseline", "ours/ours"):
+    for column in ("ours/declearn", "ours/baseline", "ours/ours", "shift"):
         assert column in header, out
     cell = r"\d+\.\d{3} \[\d+\.\d{3}-\d+\.\d{3}\]"  # median [range] over the 2 processes
+    shift = r"[+-]\d\.\d{3} \[[+-]\d\.\d{3}-[+-]\d\.\d{3}\]$"
     for label in ("momentum", "scaffold-client"):
         row = next(line for line in out.splitlines() if line.startswith(label + " "))
         assert len(re.findall(cell, row)) == 3, row
+        assert re.search(shift, row), row
 
 
 def test_step_overhead_baseline_arm_trains_the_same_weights_as_ours() -> None:
