@@ -20,15 +20,19 @@ column is that of the first group. With `--baseline REV`, this package as of
 git revision `REV` (`benchmarks/_baseline.py`) joins the first group as a
 third variant: `ours/base` is the median over rounds of the ratio of the two
 blocks of the same round, and `shift` that of `(ours - baseline) / plain`, how
-much the reported ratio moved from the baseline's.
+much the reported ratio moved from the baseline's. `--processes N` runs each
+framework in N fresh interpreters, one after the other (each with its own
+block order), and pools their rounds; the shift of each process is printed
+too.
 
 On haiku and tensorflow, `run_train_step` runs gradients, modules and update
 as one compiled call (see `flwr_declearn.optimizer._fused`); `--breakdown`
 times the phases of the eager path instead.
 
 Run: `python benchmarks/step_overhead.py [--frameworks torch haiku tensorflow]
-[--rounds 30] [--steps 20] [--batch-size 64] [--hidden 256] [--baseline REV]`. Frameworks run in
-one process each (spawned), single-threaded (torch, XLA and TF intra-op).
+[--rounds 30] [--steps 20] [--batch-size 64] [--hidden 256] [--baseline REV]
+[--processes 1]`. Frameworks run in
+processes of their own (spawned), single-threaded (torch, XLA and TF intra-op).
 """
 
 from __future__ import annotations
@@ -417,17 +421,8 @@ def time_blocks(
     return times
 
 
-def time_variants(
-    variants: dict[str, Step | str], *args: Any, **kwargs: Any
-) -> dict[str, float | str]:
-    """Return each variant's median seconds per step (see `time_blocks`); strings as they are."""
-    times = time_blocks(variants, *args, **kwargs)
-    out: dict[str, float | str] = {k: statistics.median(v) for k, v in times.items()}
-    out.update({k: v for k, v in variants.items() if isinstance(v, str)})
-    return out
-
-
-def run_framework(framework: str, args: argparse.Namespace, queue: Any) -> None:
+def run_framework(framework: str, args: argparse.Namespace, seed: int, queue: Any) -> None:
+    """Time every variant of `framework` (blocks in an order drawn from `seed`); queue the times."""
     if args.gpu:  # ours and declearn's Models follow their device policies
         from flwr_declearn.utils import set_device_policy
 
@@ -441,7 +436,7 @@ def run_framework(framework: str, args: argparse.Namespace, queue: Any) -> None:
     ours = {"ours": "flwr_declearn"}
     if args.baseline_dir:
         ours["baseline"] = use(args.baseline_dir)
-    results = {}
+    results: dict[str, dict[str, Any]] = {}
     for opt in ("sgd", "adam"):
         batches = make_batches(args.n_batches, args.batch_size)
         variants = BUILDERS[framework](opt, args.hidden, batches, ours)
@@ -464,18 +459,15 @@ def run_framework(framework: str, args: argparse.Namespace, queue: Any) -> None:
         # Mixing declearn's 10x longer, allocation-heavy steps into the first group's
         # blocks would slow whichever variant runs more Python after them, not measure it.
         group = {k: variants[k] for k in ("plain", *ours)}
-        blocks = time_blocks(group, len(batches), args.rounds, args.steps, clock)
-        results[opt] = {k: statistics.median(v) for k, v in blocks.items()}
-        if "baseline" in blocks:  # medians over rounds of the same round's blocks
-            rounds = list(zip(blocks["ours"], blocks["baseline"], blocks["plain"], strict=True))
-            results[opt]["ours/baseline"] = statistics.median(o / b for o, b, _ in rounds)
-            results[opt]["shift"] = statistics.median((o - b) / p for o, b, p in rounds)
+        results[opt] = {
+            "blocks": time_blocks(group, len(batches), args.rounds, args.steps, clock, seed)
+        }
         declearn = variants["declearn"]
         if callable(declearn):
             pair = {"plain": variants["plain"], "declearn": declearn}
-            other = time_variants(pair, len(batches), args.rounds, args.steps, clock)
-            results[opt]["declearn"] = other["declearn"]
-            results[opt]["declearn_plain"] = other["plain"]
+            results[opt]["declearn"] = time_blocks(
+                pair, len(batches), args.rounds, args.steps, clock, seed
+            )
         else:
             results[opt]["declearn"] = declearn
         results[opt]["diff"] = gap
@@ -589,6 +581,13 @@ def main() -> None:
         help="git revision of this package to time as a third arm beside ours and plain "
         "(extracted under another name, see benchmarks/_baseline.py)",
     )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="run each framework in N fresh interpreters, one after the other, and pool their "
+        "rounds (the memory layout, hence the timings, changes from one process to the next)",
+    )
     parser.add_argument("--baseline-dir", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.baseline:
@@ -604,8 +603,8 @@ def main() -> None:
     )
     print(
         f"MLP {N_FEATURES}-{args.hidden}-{args.hidden}-{N_CLASSES}, batch {args.batch_size}, "
-        f"{args.rounds} interleaved rounds x {args.steps} steps; median {args.clock} time "
-        "per step.\n"
+        f"{args.rounds} interleaved rounds x {args.steps} steps x {args.processes} process(es); "
+        f"median {args.clock} time per step.\n"
     )
     header = f"{'framework':<11} {'opt':<5} {'plain':>9} {'ours':>9} {'ratio':>6}  "
     if args.baseline:
@@ -615,30 +614,69 @@ def main() -> None:
     print("-" * len(header))
     ctx = mp.get_context("spawn")
     for framework in args.frameworks:
-        queue = ctx.Queue()
-        proc = ctx.Process(target=run_framework, args=(framework, args, queue))
-        proc.start()
-        _, results = queue.get()
-        proc.join()
-        for opt, res in results.items():
-            plain = res["plain"]
-            assert isinstance(plain, float)
-            ours, dl = res["ours"], res["declearn"]
-            cells = [f"{framework:<11} {opt:<5} {plain * 1e3:>7.3f}ms"]
-            cells.append(f"{ours * 1e3:>7.3f}ms {ours / plain:>6.2f}")  # type: ignore[operator]
-            if "baseline" in res:
-                base = res["baseline"]
-                cells.append(f" {base * 1e3:>7.3f}ms {base / plain:>6.2f}")  # type: ignore[operator]
-                cells.append(f"{res['ours/baseline']:>9.3f} {res['shift']:>+6.3f}")
-            if isinstance(dl, float):
-                dl_plain = res["declearn_plain"]
-                cells.append(f" {dl * 1e3:>7.3f}ms {dl / dl_plain:>6.2f}")  # type: ignore[operator]
-            else:
-                cells.append(f" {dl}")
-            cells.append(f"   (weights vs plain: {res['diff']})")
-            print(" ".join(cells))
-            if "phases" in res:
-                print(f"{'':<17} eager path: {res['phases']}")
+        runs = []
+        for seed in range(args.processes):  # one after the other: no two timed at once
+            queue = ctx.Queue()
+            proc = ctx.Process(target=run_framework, args=(framework, args, seed, queue))
+            proc.start()
+            runs.append(queue.get()[1])
+            proc.join()
+        for opt in runs[0]:
+            print_row(framework, opt, [run[opt] for run in runs])
+
+
+def paired(blocks: dict[str, list[float]]) -> tuple[float, float]:
+    """Medians over rounds of ours / baseline and (ours - baseline) / plain, same-round blocks."""
+    rounds = list(zip(blocks["ours"], blocks["baseline"], blocks["plain"], strict=True))
+    return (
+        statistics.median(o / b for o, b, _ in rounds),
+        statistics.median((o - b) / p for o, b, p in rounds),
+    )
+
+
+def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Pool the processes' rounds: medians over all rounds, and the shift of each process."""
+    pooled: dict[str, list[float]] = {}
+    for run in runs:
+        for name, times in run["blocks"].items():
+            pooled.setdefault(name, []).extend(times)
+    res: dict[str, Any] = {k: statistics.median(v) for k, v in pooled.items()}
+    if "baseline" in pooled:
+        res["ours/baseline"], res["shift"] = paired(pooled)
+        res["shifts"] = [paired(run["blocks"])[1] for run in runs]
+    declearn = runs[0]["declearn"]
+    if isinstance(declearn, str):
+        res["declearn"] = declearn
+    else:
+        both = {k: [t for run in runs for t in run["declearn"][k]] for k in ("plain", "declearn")}
+        res["declearn"] = statistics.median(both["declearn"])
+        res["declearn_plain"] = statistics.median(both["plain"])
+    res["diff"] = runs[0]["diff"]
+    res["phases"] = runs[0].get("phases")
+    return res
+
+
+def print_row(framework: str, opt: str, runs: list[dict[str, Any]]) -> None:
+    """Print one (framework, optimizer) row of the table from its processes' timings."""
+    res = summarize(runs)
+    plain, ours, dl = res["plain"], res["ours"], res["declearn"]
+    cells = [f"{framework:<11} {opt:<5} {plain * 1e3:>7.3f}ms"]
+    cells.append(f"{ours * 1e3:>7.3f}ms {ours / plain:>6.2f}")
+    if "baseline" in res:
+        base = res["baseline"]
+        cells.append(f" {base * 1e3:>7.3f}ms {base / plain:>6.2f}")
+        cells.append(f"{res['ours/baseline']:>9.3f} {res['shift']:>+6.3f}")
+    if isinstance(dl, float):
+        cells.append(f" {dl * 1e3:>7.3f}ms {dl / res['declearn_plain']:>6.2f}")
+    else:
+        cells.append(f" {dl}")
+    cells.append(f"   (weights vs plain: {res['diff']})")
+    print(" ".join(cells))
+    if len(runs) > 1 and "shifts" in res:
+        shifts = ", ".join(f"{x:+.3f}" for x in res["shifts"])
+        print(f"{'':<17} shift in each process: {shifts}")
+    if res["phases"]:
+        print(f"{'':<17} eager path: {res['phases']}")
 
 
 if __name__ == "__main__":

@@ -58,12 +58,16 @@ def test_optimizer_modules_reports_every_arm_with_paired_ratios_over_processes()
         assert re.search(shift, row), row
 
 
-def test_step_overhead_baseline_arm_trains_the_same_weights_as_ours() -> None:
+def test_step_overhead_baseline_arm_trains_the_same_weights_as_ours_in_each_process() -> None:
     out = _run(
         "step_overhead.py",
         *("--frameworks", "torch", "--rounds", "2", "--steps", "2", "--n-batches", "8"),
-        *("--baseline", "HEAD"),
+        *("--baseline", "HEAD", "--processes", "2"),
     )
+    per_process = [line for line in out.splitlines() if "shift in each process:" in line]
+    assert len(per_process) == 2, out  # sgd, adam
+    for line in per_process:
+        assert len(re.findall(r"[+-]\d\.\d{3}", line)) == 2, line
     rows = [line for line in out.splitlines() if line.startswith("torch ")]
     assert len(rows) == 2, out  # sgd, adam
     for row in rows:
