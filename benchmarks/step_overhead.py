@@ -27,7 +27,8 @@ too.
 
 On haiku and tensorflow, `run_train_step` runs gradients, modules and update
 as one compiled call (see `flwr_declearn.optimizer._fused`); `--breakdown`
-times the phases of the eager path instead.
+also times the phases of the eager path (ours and, with `--baseline`, the
+baseline's, step by step in turn).
 
 Run: `python benchmarks/step_overhead.py [--frameworks torch haiku tensorflow]
 [--rounds 30] [--steps 20] [--batch-size 64] [--hidden 256] [--baseline REV]
@@ -472,7 +473,8 @@ def run_framework(framework: str, args: argparse.Namespace, seed: int, queue: An
             results[opt]["declearn"] = declearn
         results[opt]["diff"] = gap
         if args.breakdown:
-            results[opt]["phases"] = time_phases(variants["ours"], framework, args, clock)
+            arms = {arm: variants[arm] for arm in ours}
+            results[opt]["phases"] = time_phases(arms, framework, args, clock)
     queue.put((framework, results))
 
 
@@ -490,10 +492,15 @@ def _synced(step: Any) -> Step:
 
 
 def time_phases(
-    step: Any, framework: str, args: argparse.Namespace, clock: Callable[[], float]
-) -> str:
-    """Median time of each phase of our step: gradients, updates, apply (synced for jax)."""
-    model, optim, batches = step.parts
+    steps: dict[str, Any], framework: str, args: argparse.Namespace, clock: Callable[[], float]
+) -> dict[str, dict[str, list[float]]]:
+    """Times of each phase of our eager step (gradients, updates, apply; synced for jax).
+
+    With a baseline arm, its phases are timed too, step by step in turn with
+    ours, so that the two are measured side by side.
+    """
+    phases = ("grads", "updates", "apply")
+    times = {arm: {k: [] for k in phases} for arm in steps}
 
     def sync(out: Any) -> None:
         if framework == "haiku":
@@ -501,22 +508,23 @@ def time_phases(
 
             jax.block_until_ready(out)
 
-    times: dict[str, list[float]] = {"grads": [], "updates": [], "apply": []}
     for i in range(args.rounds * args.steps):
-        x, y = batches[i % len(batches)]
-        start = clock()
-        grads = model.compute_batch_gradients((x, y, None))
-        sync(grads.coefs)
-        mid = clock()
-        updates = optim.compute_updates_from_gradients(model, grads)
-        sync(updates.coefs)
-        end = clock()
-        model.apply_updates(updates)
-        times["grads"].append(mid - start)
-        times["updates"].append(end - mid)
-        times["apply"].append(clock() - end)
-    model.collect_training_losses()
-    return ", ".join(f"{k} {statistics.median(v) * 1e3:.3f}ms" for k, v in times.items())
+        x, y = steps["ours"].parts[2][i % args.n_batches]
+        for arm, step in steps.items():
+            model, optim, _ = step.parts
+            start = clock()
+            grads = model.compute_batch_gradients((x, y, None))
+            sync(grads.coefs)
+            mid = clock()
+            updates = optim.compute_updates_from_gradients(model, grads)
+            sync(updates.coefs)
+            end = clock()
+            model.apply_updates(updates)
+            for key, spent in zip(phases, (mid - start, end - mid, clock() - end), strict=True):
+                times[arm][key].append(spent)
+    for step in steps.values():
+        step.parts[0].collect_training_losses()
+    return times
 
 
 CHECK_STEPS = 20
@@ -564,8 +572,9 @@ def main() -> None:
     parser.add_argument(
         "--breakdown",
         action="store_true",
-        help="also time each phase of our eager path (compute_batch_gradients, "
-        "compute_updates_from_gradients, apply_updates), which run_train_step takes on "
+        help="also time each phase of our (and the baseline's) eager path "
+        "(compute_batch_gradients, compute_updates_from_gradients, apply_updates), "
+        "which run_train_step takes on "
         "torch, or with regularizers or modules without a compiled formula",
     )
     parser.add_argument(
@@ -652,7 +661,14 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
         res["declearn"] = statistics.median(both["declearn"])
         res["declearn_plain"] = statistics.median(both["plain"])
     res["diff"] = runs[0]["diff"]
-    res["phases"] = runs[0].get("phases")
+    if runs[0].get("phases"):
+        res["phases"] = {
+            arm: {
+                key: statistics.median([t for run in runs for t in run["phases"][arm][key]])
+                for key in phases
+            }
+            for arm, phases in runs[0]["phases"].items()
+        }
     return res
 
 
@@ -675,8 +691,9 @@ def print_row(framework: str, opt: str, runs: list[dict[str, Any]]) -> None:
     if len(runs) > 1 and "shifts" in res:
         shifts = ", ".join(f"{x:+.3f}" for x in res["shifts"])
         print(f"{'':<17} shift in each process: {shifts}")
-    if res["phases"]:
-        print(f"{'':<17} eager path: {res['phases']}")
+    for arm, phases in res.get("phases", {}).items():
+        spent = ", ".join(f"{key} {t * 1e3:.3f}ms" for key, t in phases.items())
+        print(f"{'':<17} eager path, {arm}: {spent}")
 
 
 if __name__ == "__main__":

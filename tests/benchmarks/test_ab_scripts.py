@@ -62,8 +62,11 @@ def test_step_overhead_baseline_arm_trains_the_same_weights_as_ours_in_each_proc
     out = _run(
         "step_overhead.py",
         *("--frameworks", "torch", "--rounds", "2", "--steps", "2", "--n-batches", "8"),
-        *("--baseline", "HEAD", "--processes", "2"),
+        *("--baseline", "HEAD", "--processes", "2", "--breakdown"),
     )
+    for arm in ("ours", "baseline"):  # phases of both arms' eager steps, for sgd and adam
+        phases = re.findall(rf"eager path, {arm}: grads \S+ms, updates \S+ms, apply \S+ms", out)
+        assert len(phases) == 2, out
     per_process = [line for line in out.splitlines() if "shift in each process:" in line]
     assert len(per_process) == 2, out  # sgd, adam
     for line in per_process:
